@@ -1,0 +1,116 @@
+"""POST / : one AWS JSON 1.1 request from bytes to response.
+
+Order of checks, each with its own error: body size (413), signature (403/400), X-Amz-Target
+(UnknownOperationException), content type (415), JSON and the model's constraints (400), then the
+operation. Every response carries x-amzn-RequestId; errors also carry x-amzn-ErrorType and a body
+{"__type": ..., "message": ...}. Nothing unexpected escapes as a bare 500: it becomes ServerException.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pier import errors
+from pier.api import (  # noqa: F401 - importing a handler module registers its operations
+    catalog,
+    images,
+    layers,
+    model,
+    policies,
+    protocol,
+    registries,
+    repositories,
+    sigv4,
+    tags,
+)
+from pier.api.errors import ApiError, to_wire
+from pier.api.operations import HANDLERS
+from pier.core import limits
+from pier.core.context import Core
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "application/json"}
+log = logging.getLogger("pier.api")
+
+
+async def handle(request: Request) -> Response:
+    request_id = str(uuid.uuid4())
+    operation = "?"
+    try:
+        body = await _read_body(request)
+        core: Core = request.app.state.core
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+        url = f"http://{request.headers.get('host', '')}{request.scope['path']}"
+        if request.scope.get("query_string"):
+            url += "?" + request.scope["query_string"].decode("latin-1")
+        caller = sigv4.verify(core.accounts, request.method, url, headers, body, datetime.datetime.now(datetime.UTC))
+        operation = _operation(request.headers.get("x-amz-target", ""))
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ACCEPTED_CONTENT_TYPES:
+            raise ApiError(
+                "UnsupportedMediaTypeException",
+                415,
+                f"Content-Type must be {CONTENT_TYPE}, not {content_type or 'missing'!r}",
+            )
+        op_model = model.service_model().operation_model(operation)
+        params = protocol.parse_input(op_model.input_shape, protocol.decode_json(body))
+        result = await run_in_threadpool(HANDLERS[operation], core, caller, params)
+        payload = protocol.serialize_output(op_model.output_shape, result)
+        return _respond(200, payload, request_id)
+    except ApiError as error:
+        return _error(error, request_id)
+    except protocol.SerializationError as error:
+        return _error(ApiError("SerializationException", 400, str(error)), request_id)
+    except protocol.ValidationError as error:
+        return _error(ApiError("InvalidParameterException", 400, str(error)), request_id)
+    except errors.PierError as error:
+        return _error(to_wire(error), request_id)
+    except Exception:
+        log.exception("internal error in %s (request %s)", operation, request_id)
+        return _error(ApiError("ServerException", 500, "An internal error occurred"), request_id)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limits.API_BODY_MAX):
+        raise ApiError(
+            "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.API_BODY_MAX:
+            raise ApiError(
+                "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _operation(target: str) -> str:
+    prefix, _, name = target.partition(".")
+    if not target:
+        raise ApiError("UnknownOperationException", 400, "The X-Amz-Target header is missing")
+    if prefix != model.target_prefix() or name not in HANDLERS:
+        raise ApiError("UnknownOperationException", 400, f"Unknown operation {target!r}")
+    return name
+
+
+def _respond(status: int, payload: Any, request_id: str, extra: dict[str, str] | None = None) -> Response:
+    headers = {"x-amzn-RequestId": request_id, **(extra or {})}
+    return Response(json.dumps(payload, separators=(",", ":")), status, headers, media_type=CONTENT_TYPE)
+
+
+def _error(error: ApiError, request_id: str) -> Response:
+    return _respond(
+        error.status, {"__type": error.code, "message": error.message}, request_id, {"x-amzn-ErrorType": error.code}
+    )

@@ -1,0 +1,37 @@
+"""Set/Get/DeleteRepositoryPolicy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pier.api.operations import Params, operation
+from pier.core import policies
+from pier.core.accounts import Account
+from pier.core.context import Core
+
+
+def _output(registry_id: str, name: str, policy_text: str) -> dict[str, Any]:
+    return {"registryId": registry_id, "repositoryName": name, "policyText": policy_text}
+
+
+@operation("SetRepositoryPolicy")
+def set_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    name = params["repositoryName"]
+    registry_id, text = policies.set_repository_policy(
+        core, caller, params.get("registryId"), name, params["policyText"], params.get("force", False)
+    )
+    return _output(registry_id, name, text)
+
+
+@operation("GetRepositoryPolicy")
+def get_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    name = params["repositoryName"]
+    registry_id, text = policies.get_repository_policy(core, caller, params.get("registryId"), name)
+    return _output(registry_id, name, text)
+
+
+@operation("DeleteRepositoryPolicy")
+def delete_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    name = params["repositoryName"]
+    registry_id, text = policies.delete_repository_policy(core, caller, params.get("registryId"), name)
+    return _output(registry_id, name, text)

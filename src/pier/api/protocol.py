@@ -1,0 +1,195 @@
+"""AWS JSON 1.1 on the wire: request JSON -> checked Python values, Python values -> response JSON.
+
+Both directions walk botocore's shapes. Input is checked for everything the model says (required
+members, types, min/max length and value, list sizes, full-match patterns, enums), because botocore
+checks only some of these on the client and other clients none. Violations are reported together, in
+AWS's words: "2 validation errors detected: Value 'X' at 'repositoryName' failed to satisfy
+constraint: Member must satisfy regular expression pattern: ...".
+
+Output is built from the shape too: a member the shape lacks is a programming error (ValueError), so
+no response can carry a misspelt member.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from functools import cache
+from typing import Any
+
+INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+class SerializationError(ValueError):
+    """The body is not a JSON object (AWS answers SerializationException)."""
+
+
+class ValidationError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        count = len(problems)
+        noun = "error" if count == 1 else "errors"
+        super().__init__(f"{count} validation {noun} detected: " + "; ".join(problems))
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise SerializationError(f"The request body is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise SerializationError("The request body must be a JSON object")
+    return value
+
+
+def parse_input(shape: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """Check a decoded request against the operation's input shape; return it with blobs decoded."""
+    problems: list[str] = []
+    result = _check(shape, value, "", problems)
+    if problems:
+        raise ValidationError(problems)
+    return result if isinstance(result, dict) else {}
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
+    kind = shape.type_name
+    where = path or "input"
+    if kind == "structure":
+        if not isinstance(value, dict):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be an object")
+            return None
+        out: dict[str, Any] = {}
+        for name in shape.required_members:
+            if value.get(name) is None:
+                problems.append(
+                    f"Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null"
+                )
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                out[name] = _check(member, value[name], _join(path, name), problems)
+        return out
+    if kind == "list":
+        if not isinstance(value, list):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a list")
+            return None
+        _check_length(shape, len(value), value, where, problems)
+        return [_check(shape.member, item, f"{where}.{i}.member", problems) for i, item in enumerate(value, 1)]
+    if kind == "string":
+        if not isinstance(value, str):
+            problems.append(
+                f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must be a string"
+            )
+            return None
+        _check_length(shape, len(value), value, where, problems)
+        enum = shape.enum
+        if enum and value not in enum:
+            problems.append(
+                f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(enum)}]"
+            )
+        pattern = shape.metadata.get("pattern")
+        if pattern and not _compiled(pattern).fullmatch(value):
+            problems.append(
+                f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: "
+                f"Member must satisfy regular expression pattern: {pattern}"
+            )
+        return value
+    if kind in INT_RANGES:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(
+                f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must be an integer"
+            )
+            return None
+        low, high = INT_RANGES[kind]
+        low = max(low, shape.metadata.get("min", low))
+        high = min(high, shape.metadata.get("max", high))
+        if not low <= value <= high:
+            bound = "greater than or equal to " + str(low) if value < low else "less than or equal to " + str(high)
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value {bound}"
+            )
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(
+                f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must be a boolean"
+            )
+        return value
+    if kind == "blob":
+        if not isinstance(value, str):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a base64 string")
+            return None
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be valid base64")
+            return None
+        _check_length(shape, len(data), f"<{len(data)} bytes>", where, problems)
+        return data
+    if kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a timestamp")
+        return value
+    if kind == "map":
+        if not isinstance(value, dict):
+            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a map")
+            return None
+        return {k: _check(shape.value, v, f"{where}.{k}", problems) for k, v in value.items()}
+    problems.append(f"Value at '{where}' has a type pier does not read: {kind}")
+    return None
+
+
+def _check_length(shape: Any, length: int, value: Any, where: str, problems: list[str]) -> None:
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if low is not None and length < low:
+        problems.append(
+            f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: "
+            f"Member must have length greater than or equal to {low}"
+        )
+    if high is not None and length > high:
+        problems.append(
+            f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {high}"
+        )
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def serialize_output(shape: Any, value: Any) -> Any:
+    """Python values (dicts, lists, str, int, bool, float timestamps, bytes) -> JSON-ready values."""
+    if shape is None:
+        return {}
+    kind = shape.type_name
+    if kind == "structure":
+        unknown = set(value) - set(shape.members)
+        if unknown:
+            raise ValueError(f"{shape.name} has no member(s) {sorted(unknown)}")
+        missing = [m for m in shape.required_members if value.get(m) is None]
+        if missing:
+            raise ValueError(f"{shape.name} lacks required member(s) {missing}")
+        return {name: serialize_output(shape.members[name], item) for name, item in value.items() if item is not None}
+    if kind == "list":
+        return [serialize_output(shape.member, item) for item in value]
+    if kind == "map":
+        return {key: serialize_output(shape.value, item) for key, item in value.items()}
+    if kind == "blob":
+        return base64.b64encode(value).decode()
+    if kind == "timestamp":
+        return float(value)
+    return value

@@ -1,0 +1,37 @@
+"""DescribeRegistries and GetAuthorizationToken."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pier.api.operations import Params, operation
+from pier.core import pagination, registries
+from pier.core.accounts import Account
+from pier.core.context import Core
+
+
+@operation("DescribeRegistries")
+def describe_registries(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    pagination.page_size(params.get("maxResults"))
+    # One registry per account, so there is never a second page; a token is checked all the same.
+    pagination.read_token(core.signer, "registries", params.get("nextToken"))
+    return {
+        "registries": [
+            {
+                "registryId": r.registry_id,
+                "registryArn": r.arn,
+                "registryUri": r.uri,
+                "verified": r.verified,
+                "aliases": [
+                    {"name": r.alias, "status": "ACTIVE", "primaryRegistryAlias": True, "defaultRegistryAlias": True}
+                ],
+            }
+            for r in registries.describe_registries(core, caller)
+        ]
+    }
+
+
+@operation("GetAuthorizationToken")
+def get_authorization_token(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    token, expires_at = registries.get_authorization_token(core, caller)
+    return {"authorizationData": {"authorizationToken": token, "expiresAt": expires_at}}

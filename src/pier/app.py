@@ -1,0 +1,69 @@
+"""create_app(config) -> the Starlette app that serves every door on one port.
+
+The only module that names concrete stores. Stores open in the lifespan, so building an app has no
+side effects and each test (or worker) gets its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from pier.api import dispatch
+from pier.config import Config
+from pier.core.accounts import Account, Accounts
+from pier.core.context import Core
+from pier.core.tokens import TokenSigner
+from pier.storage.blobs_fs import FsBlobStore
+from pier.storage.sql import SqlMetadataStore
+from pier.web import routes as web
+
+
+def build_core(config: Config) -> Core:
+    meta = SqlMetadataStore.from_url(config.effective_database_url)
+    accounts = Accounts(
+        Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token) for a in config.accounts
+    )
+    return Core(
+        meta=meta,
+        blobs=FsBlobStore(config.data_dir / "blobs"),
+        accounts=accounts,
+        signer=TokenSigner(meta),
+        public_url=config.effective_public_url,
+        public_host=config.public_host,
+        max_repositories=config.max_repositories,
+    )
+
+
+async def home(request: Request) -> Response:
+    # The gallery (issue 6) replaces this page; until then it says what is here.
+    return HTMLResponse(
+        "<!doctype html><title>pier</title><h1>pier</h1>"
+        "<p>An Amazon ECR Public compatible registry. The API answers at POST / and health at /healthz.</p>"
+    )
+
+
+def create_app(config: Config) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        core = build_core(config)
+        app.state.core = core
+        try:
+            yield
+        finally:
+            core.meta.close()  # type: ignore[attr-defined]
+
+    return Starlette(
+        routes=[
+            Route("/", dispatch.handle, methods=["POST"]),
+            Route("/", home, methods=["GET", "HEAD"]),
+            Route("/healthz", web.healthz, methods=["GET", "HEAD"]),
+            Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,222 @@
+"""pier's configuration: one frozen tree, loaded once.
+
+Precedence, lowest first: the defaults declared here < pier.toml < PIER_* environment variables <
+command-line flags. Unknown keys in pier.toml are errors, so a typo never silently does nothing.
+
+The default account comes from PIER_ACCOUNT_ID, PIER_ALIAS, PIER_ACCESS_KEY_ID and
+PIER_SECRET_ACCESS_KEY. Whatever is left unset is generated on first start and kept in
+``<data-dir>/default-account.json`` (mode 0600), so the same credentials work after a restart.
+More accounts come from ``[[accounts]]`` tables in pier.toml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pier.core import limits
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    id: str  # 12 digits, the registryId
+    alias: str  # the registry alias: repositoryUri is <host>/<alias>/<name>
+    access_key_id: str
+    secret_access_key: str
+    # Optional: when set, SigV4 requests must carry this X-Amz-Security-Token.
+    session_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if not limits.ACCOUNT_ID.fullmatch(self.id):
+            raise ConfigError(f"account id {self.id!r} must be 12 digits")
+        if not limits.is_alias(self.alias):
+            raise ConfigError(
+                f"alias {self.alias!r} must be 2-50 characters of lowercase letters, digits and . _ -, "
+                "starting with a letter"
+            )
+        if not self.access_key_id or not self.access_key_id.isalnum() or len(self.access_key_id) > 128:
+            raise ConfigError(f"access_key_id of account {self.id} must be 1-128 letters and digits")
+        if len(self.secret_access_key) < 16:
+            raise ConfigError(f"secret_access_key of account {self.id} must be at least 16 characters")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"  # address to listen on
+    port: int = 5000  # port for everything: API, /v2/, /token, gallery, /healthz
+    data_dir: Path = Path("./pier-data")  # SQLite file, blobs, keys, generated credentials
+    # The URL clients use to reach pier; repositoryUri and token realms are built from it.
+    # Default: http://<host>:<port>.
+    public_url: str = ""
+    # SQLAlchemy URL of the metadata database. Default: SQLite at <data-dir>/pier.db.
+    database_url: str = ""
+    # Quota of repositories in one registry (ECR Public's default).
+    max_repositories: int = limits.REPOSITORIES_PER_REGISTRY
+    log_level: str = "info"  # debug, info, warning, error
+    accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
+
+    @property
+    def public_host(self) -> str:
+        """host[:port] as it appears in repositoryUri and image references."""
+        return urlsplit(self.effective_public_url).netloc
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'pier.db').resolve()}"
+
+    @property
+    def default_account(self) -> AccountConfig:
+        return self.accounts[0]
+
+
+# Keys accepted at the top level of pier.toml, and their PIER_* environment variables.
+_SCALARS = {
+    "host": str,
+    "port": int,
+    "data_dir": Path,
+    "public_url": str,
+    "database_url": str,
+    "max_repositories": int,
+    "log_level": str,
+}
+_ENV_PREFIX = "PIER_"
+_DEFAULT_ACCOUNT_ENV = {
+    "id": "PIER_ACCOUNT_ID",
+    "alias": "PIER_ALIAS",
+    "access_key_id": "PIER_ACCESS_KEY_ID",
+    "secret_access_key": "PIER_SECRET_ACCESS_KEY",
+    "session_token": "PIER_SESSION_TOKEN",
+}
+_ACCOUNT_KEYS = {f.name for f in fields(AccountConfig)}
+
+
+def load(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config from pier.toml, the environment and flags (None flags are not given).
+
+    Creates the data dir and the default account's credentials file if they do not exist yet.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    extra_accounts: list[dict[str, Any]] = []
+    if config_file is not None:
+        values, extra_accounts = _read_toml(config_file)
+    for key, kind in _SCALARS.items():
+        if (raw := env.get(_ENV_PREFIX + key.upper())) is not None:
+            values[key] = _convert(key, raw, kind)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values[key] = _convert(key, value, _SCALARS[key])
+    config = replace(Config(), **values)
+    _check(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    default = _default_account(config.data_dir, env)
+    accounts = (default, *(_account(table) for table in extra_accounts))
+    _check_unique(accounts)
+    return replace(config, accounts=accounts)
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from error
+    accounts = data.pop("accounts", [])
+    if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
+        raise ConfigError(f"{path}: 'accounts' must be [[accounts]] tables")
+    unknown = set(data) - set(_SCALARS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts
+
+
+def _convert(key: str, value: Any, kind: type) -> Any:
+    try:
+        if kind is int and isinstance(value, bool):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{key}: {value!r} is not a valid {kind.__name__}") from error
+
+
+def _check(config: Config) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"port {config.port} is out of range")
+    if config.max_repositories < 1:
+        raise ConfigError("max_repositories must be at least 1")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError("log_level must be debug, info, warning or error")
+    if config.public_url:
+        parts = urlsplit(config.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+            raise ConfigError(f"public_url {config.public_url!r} must be http(s)://host[:port]")
+
+
+def _account(table: Mapping[str, Any]) -> AccountConfig:
+    unknown = set(table) - _ACCOUNT_KEYS
+    missing = {"id", "alias", "access_key_id", "secret_access_key"} - set(table)
+    problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
+    problems += [f"missing key(s) {sorted(missing)}"] if missing else []
+    if problems:
+        raise ConfigError(f"[[accounts]] {table.get('id', '?')}: " + "; ".join(problems))
+    return AccountConfig(**{k: str(v) for k, v in table.items()})
+
+
+def _check_unique(accounts: tuple[AccountConfig, ...]) -> None:
+    for attribute in ("id", "alias", "access_key_id"):
+        seen = [getattr(a, attribute) for a in accounts]
+        duplicates = {v for v in seen if seen.count(v) > 1}
+        if duplicates:
+            raise ConfigError(f"two accounts share the {attribute} {sorted(duplicates)[0]!r}")
+
+
+def _default_account(data_dir: Path, env: Mapping[str, str]) -> AccountConfig:
+    """The default account: env values win; the rest is generated once and kept in the data dir."""
+    path = data_dir / "default-account.json"
+    stored: dict[str, str] = {}
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read {path}: {error}") from error
+    generated = {
+        "id": stored.get("id") or "".join(secrets.choice(string.digits) for _ in range(12)),
+        "alias": stored.get("alias") or "pier-" + secrets.token_hex(4),
+        "access_key_id": stored.get("access_key_id")
+        or "AKPR" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
+        "secret_access_key": stored.get("secret_access_key") or secrets.token_urlsafe(30),
+    }
+    if generated != stored:
+        _write_private(path, json.dumps(generated, indent=2) + "\n")
+    chosen = {key: env.get(var) or generated.get(key) for key, var in _DEFAULT_ACCOUNT_ENV.items()}
+    return AccountConfig(**chosen)  # type: ignore[arg-type]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

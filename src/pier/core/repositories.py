@@ -1,0 +1,79 @@
+"""Repositories: create, describe, delete, and the one place that finds a repository for a caller."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pier import errors
+from pier.core import catalog, pagination, resource_tags
+from pier.core.access import find_repository, target_registry
+from pier.core.accounts import Account, repository_arn
+from pier.core.context import Core
+from pier.storage.metadata import Conflict, RepositoryRow
+
+
+@dataclass(frozen=True)
+class Repository:
+    registry_id: str
+    name: str
+    arn: str
+    uri: str
+    created_at: float
+
+
+def view(core: Core, row: RepositoryRow) -> Repository:
+    account = core.accounts.by_id(row.registry_id)
+    alias = account.alias if account else row.registry_id
+    return Repository(
+        row.registry_id,
+        row.name,
+        repository_arn(row.registry_id, row.name),
+        f"{core.public_host}/{alias}/{row.name}",
+        row.created_at,
+    )
+
+
+def create_repository(
+    core: Core, caller: Account, name: str, catalog_input: catalog.CatalogInput | None, tags: Sequence[tuple[str, str]]
+) -> tuple[Repository, catalog.CatalogData]:
+    checked_tags = resource_tags.check(tags)
+    stored_catalog = catalog.prepare(core, catalog_input, catalog.EMPTY)
+    try:
+        row = core.meta.insert_repository(
+            caller.id, name, core.clock(), stored_catalog, checked_tags, core.max_repositories
+        )
+    except Conflict:
+        raise errors.RepositoryAlreadyExists(caller.id, name) from None
+    return view(core, row), catalog.view(core, stored_catalog)
+
+
+def describe_repositories(
+    core: Core,
+    caller: Account,
+    registry_id: str | None,
+    names: Sequence[str] | None,
+    max_results: int | None,
+    next_token: str | None,
+) -> pagination.Page[Repository]:
+    if names is not None:
+        if max_results is not None or next_token is not None:
+            raise errors.InvalidParameter("maxResults and nextToken cannot be used when you specify repositoryNames")
+        return pagination.Page(
+            [view(core, find_repository(core, caller, registry_id, n)) for n in dict.fromkeys(names)], None
+        )
+    target = target_registry(core, caller, registry_id)
+    listing = f"repositories:{target}"
+    after = pagination.read_token(core.signer, listing, next_token)
+    size = pagination.page_size(max_results)
+    rows = core.meta.list_repositories(target, after, size + 1) if target == caller.id else []
+    page = pagination.make_page(core.signer, listing, rows, size, key=lambda row: row.name)
+    return pagination.Page([view(core, row) for row in page.items], page.next_token)
+
+
+def delete_repository(core: Core, caller: Account, registry_id: str | None, name: str, force: bool) -> Repository:
+    row = find_repository(core, caller, registry_id, name)
+    # Images arrive with the data-plane API; until then a repository holds none, so force changes nothing.
+    del force
+    core.meta.delete_repository(row.id)
+    return view(core, row)

@@ -1,0 +1,89 @@
+"""Signed, expiring tokens: verified with a key, never looked up.
+
+A token is ``<payload>.<key id>.<signature>``: the payload is base64url JSON, the signature an
+HMAC-SHA256 over the first two parts. The alphabet is base64url plus '.', so a token is safe in a URL,
+in a header and after 'AWS:' in a Docker password (awscli splits that on the first ':').
+Keys live in the metadata store so every pier process sharing it accepts the same tokens; adding a
+key rotates (new tokens use it, old ones still verify until they expire).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pier.storage.metadata import MetadataStore, SigningKey
+
+
+class InvalidToken(Exception):
+    """Malformed, tampered with, signed by an unknown key, or expired."""
+
+
+class TokenSigner:
+    def __init__(self, store: MetadataStore, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        keys = store.signing_keys()
+        if not keys:
+            self.rotate()
+            keys = store.signing_keys()
+        self._keys = {key.key_id: key.secret for key in keys}
+        self._current = keys[0]
+
+    def rotate(self) -> str:
+        """Start signing with a fresh key; returns its id."""
+        key = SigningKey(secrets.token_hex(8), secrets.token_bytes(32), self._clock())
+        self._store.add_signing_key(key)
+        self._keys = {k.key_id: k.secret for k in self._store.signing_keys()}
+        self._current = key
+        return key.key_id
+
+    def sign(self, purpose: str, claims: dict[str, Any], ttl: float | None) -> str:
+        body = {"p": purpose, **claims}
+        if ttl is not None:
+            body["exp"] = int(self._clock() + ttl)
+        payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+        signed = f"{payload}.{self._current.key_id}"
+        return f"{signed}.{_b64(self._mac(self._current.secret, signed))}"
+
+    def verify(self, purpose: str, token: str) -> dict[str, Any]:
+        """The claims of a valid token signed for `purpose`; InvalidToken otherwise."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidToken("malformed")
+        payload, key_id, signature = parts
+        secret = self._key(key_id)
+        expected = _b64(self._mac(secret, f"{payload}.{key_id}"))
+        if not hmac.compare_digest(expected, signature):
+            raise InvalidToken("bad signature")
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except ValueError as error:
+            raise InvalidToken("malformed") from error
+        if not isinstance(claims, dict) or claims.pop("p", None) != purpose:
+            raise InvalidToken("wrong purpose")
+        expires = claims.get("exp")
+        if expires is not None and expires < self._clock():
+            raise InvalidToken("expired")
+        return claims
+
+    def _key(self, key_id: str) -> bytes:
+        if key_id not in self._keys:  # signed by another process after we loaded: look again
+            self._keys = {k.key_id: k.secret for k in self._store.signing_keys()}
+        if key_id not in self._keys:
+            raise InvalidToken("unknown key")
+        return self._keys[key_id]
+
+    @staticmethod
+    def _mac(secret: bytes, message: str) -> bytes:
+        return hmac.new(secret, message.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -1,0 +1,37 @@
+"""Run the app on Granian, in this process.
+
+Granian's embedded server keeps the app in our own process (its multi-process mode forks workers that
+outlive a SIGKILLed parent and keep the port), serves files zero-copy through ASGI pathsend, and stops
+gracefully on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server
+from starlette.applications import Starlette
+
+
+def run(app: Starlette, host: str, port: int, log_level: str) -> None:
+    logging.getLogger("_granian").setLevel(logging.ERROR)  # "embedded server is experimental"
+    asyncio.run(_serve(app, host, port, log_level))
+
+
+async def _serve(app: Starlette, host: str, port: int, log_level: str) -> None:
+    server = Server(
+        app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels(log_level), backlog=1024
+    )
+
+    def stop() -> None:
+        server.interrupt_signal = True
+        server.main_loop_interrupt.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    await server.serve()

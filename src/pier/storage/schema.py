@@ -1,0 +1,86 @@
+"""The metadata tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+One MetaData with a naming convention, so constraint names are stable across engines and migrations.
+Timestamps are float seconds since the epoch: what the AWS JSON protocol sends, with no time-zone games.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", String(12), nullable=False),
+    Column("name", String(205), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("policy_text", Text),
+    # Catalog data (PutRepositoryCatalogData); lists are JSON arrays.
+    Column("description", Text),
+    Column("about_text", Text),
+    Column("usage_text", Text),
+    Column("architectures", Text),
+    Column("operating_systems", Text),
+    Column("logo_digest", String(80)),
+    Column("has_catalog_data", Boolean, nullable=False, default=False),
+    UniqueConstraint("registry_id", "name"),
+)
+
+# Resource tags (TagResource) on repositories.
+repository_tags = Table(
+    "repository_tags",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+# Registry catalog data (PutRegistryCatalogData); one row per registry that has any.
+registries = Table(
+    "registries",
+    metadata,
+    Column("registry_id", String(12), primary_key=True),
+    Column("display_name", String(100), nullable=False),
+)
+
+# Keys that sign tokens (GetAuthorizationToken, bearer tokens, nextToken). Kept in the database so
+# every pier process sharing it accepts the others' tokens; a new row rotates, old rows still verify.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Blobs pier has stored (layers, configs, logos): one row per digest, shared by every repository.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+__all__ = ["blobs", "metadata", "registries", "repositories", "repository_tags", "signing_keys"]

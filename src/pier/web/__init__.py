@@ -1,0 +1,1 @@
+"""Plumbing the doors share: health, logos, responses."""
