@@ -81,10 +81,11 @@ def _check_statement(index: int, statement: Any) -> None:
     if principal != "*":
         if not isinstance(principal, dict) or not principal or set(principal) - {"AWS", "Service"}:
             raise PolicyError(f'{where}: Principal must be "*" or {{"AWS": ...}}')
-        for value in _strings(where, "Principal", principal.get("AWS", [])):
+        for value in _strings(where, "Principal", principal["AWS"]) if "AWS" in principal else ():
             if not AWS_PRINCIPAL.fullmatch(value):
                 raise PolicyError(f"{where}: invalid principal {value!r}")
-        _strings(where, "Principal", principal.get("Service", []))
+        if "Service" in principal:
+            _strings(where, "Principal", principal["Service"])
     _exactly_one(where, statement, "Action", "NotAction")
     for action in _strings(where, "Action", statement.get("Action", statement.get("NotAction"))):
         if not ACTION.fullmatch(action):
