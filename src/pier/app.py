@@ -37,6 +37,7 @@ def build_core(config: Config) -> Core:
         public_url=config.effective_public_url,
         public_host=config.public_host,
         max_repositories=config.max_repositories,
+        max_images=config.max_images_per_repository,
     )
 
 

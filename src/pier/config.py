@@ -64,6 +64,8 @@ class Config:
     database_url: str = ""
     # Quota of repositories in one registry (ECR Public's default).
     max_repositories: int = limits.REPOSITORIES_PER_REGISTRY
+    # Quota of images in one repository (ECR Public's default).
+    max_images_per_repository: int = limits.IMAGES_PER_REPOSITORY
     log_level: str = "info"  # debug, info, warning, error
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
 
@@ -93,6 +95,7 @@ _SCALARS = {
     "public_url": str,
     "database_url": str,
     "max_repositories": int,
+    "max_images_per_repository": int,
     "log_level": str,
 }
 _ENV_PREFIX = "PIER_"
@@ -161,8 +164,8 @@ def _convert(key: str, value: Any, kind: type) -> Any:
 def _check(config: Config) -> None:
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is out of range")
-    if config.max_repositories < 1:
-        raise ConfigError("max_repositories must be at least 1")
+    if config.max_repositories < 1 or config.max_images_per_repository < 1:
+        raise ConfigError("max_repositories and max_images_per_repository must be at least 1")
     if config.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
     if config.public_url:

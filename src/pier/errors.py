@@ -6,14 +6,26 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     PierError
     ├── InvalidParameter            a value is well-formed for the wire but wrong for pier
     │   ├── InvalidTagParameter
-    │   └── InvalidNextToken
+    │   ├── InvalidNextToken
+    │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
     ├── NotFound
     │   ├── RegistryNotFound
     │   ├── RepositoryNotFound
     │   ├── RepositoryPolicyNotFound
-    │   └── RepositoryCatalogDataNotFound
+    │   ├── RepositoryCatalogDataNotFound
+    │   ├── ImageNotFound
+    │   ├── UploadNotFound
+    │   ├── LayersNotFound          a manifest names blobs the repository does not have
+    │   └── ReferencedImagesNotFound  an index names manifests the repository does not have
     ├── RepositoryAlreadyExists
     ├── RepositoryNotEmpty
+    ├── ImageAlreadyExists          the same manifest with the same tag (or none) was pushed before
+    ├── ImageDigestDoesNotMatch
+    ├── InvalidLayer                the bytes do not have the digest the client named
+    ├── InvalidLayerPart            a part that does not continue the upload where it stands
+    ├── LayerPartTooSmall
+    ├── LayerAlreadyExists
+    ├── EmptyUpload
     ├── LimitExceeded
     │   └── TooManyTags
     └── Unsupported                 an operation a later release of pier will serve
@@ -43,8 +55,41 @@ class InvalidNextToken(InvalidParameter):
         super().__init__("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid token'")
 
 
+class ManifestInvalid(InvalidParameter):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Invalid parameter at 'imageManifest' failed to satisfy constraint: {reason}")
+        self.reason = reason
+
+
 class NotFound(PierError):
     pass
+
+
+class ImageNotFound(NotFound):
+    def __init__(self, registry_id: str, name: str, image: str) -> None:
+        super().__init__(
+            f"The image with imageId {image} does not exist within the repository with name '{name}' "
+            f"in the registry with id '{registry_id}'"
+        )
+        self.image = image
+
+
+class UploadNotFound(NotFound):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"The upload with id '{upload_id}' does not exist")
+        self.upload_id = upload_id
+
+
+class LayersNotFound(NotFound):
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(f"The layer(s) {', '.join(digests)} do not exist in the repository")
+        self.digests = digests
+
+
+class ReferencedImagesNotFound(NotFound):
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(f"The manifest(s) {', '.join(digests)} referenced by the index do not exist in the repository")
+        self.digests = digests
 
 
 class RegistryNotFound(NotFound):
@@ -83,6 +128,47 @@ class RepositoryNotEmpty(PierError):
             f"The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted "
             "because it still contains images"
         )
+
+
+class ImageAlreadyExists(PierError):
+    def __init__(self, digest: str, tag: str | None) -> None:
+        with_tag = f" and tag '{tag}'" if tag else ""
+        super().__init__(f"Image with digest '{digest}'{with_tag} already exists in the repository")
+        self.digest = digest
+
+
+class ImageDigestDoesNotMatch(PierError):
+    def __init__(self, given: str, actual: str) -> None:
+        super().__init__(f"The imageDigest '{given}' does not match the digest of the manifest, '{actual}'")
+
+
+class InvalidLayer(PierError):
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"The layer digest '{expected}' does not match the digest of the uploaded bytes, '{actual}'")
+
+
+class InvalidLayerPart(PierError):
+    def __init__(self, registry_id: str, name: str, upload_id: str, last_valid_byte: int, reason: str) -> None:
+        super().__init__(reason)
+        self.registry_id = registry_id
+        self.name = name
+        self.upload_id = upload_id
+        self.last_valid_byte = last_valid_byte
+
+
+class LayerPartTooSmall(PierError):
+    def __init__(self, minimum: int) -> None:
+        super().__init__(f"Layer parts must be at least {minimum} bytes, except the last")
+
+
+class LayerAlreadyExists(PierError):
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"The layer '{digest}' already exists in the repository")
+
+
+class EmptyUpload(PierError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"The upload with id '{upload_id}' contains no data")
 
 
 class LimitExceeded(PierError):

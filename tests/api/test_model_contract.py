@@ -19,22 +19,8 @@ def test_every_error_shape_is_mapped_or_is_a_server_fault() -> None:
     modelled = {shape.name for shape in shapes}
     mapped = {name for _, name in SHAPES}
     assert mapped <= modelled, mapped - modelled
-    # Not yet raised: the image and layer errors arrive with the data plane (issue 3).
-    later = {
-        "EmptyUploadException",
-        "ImageAlreadyExistsException",
-        "ImageDigestDoesNotMatchException",
-        "ImageNotFoundException",
-        "ImageTagAlreadyExistsException",
-        "InvalidLayerException",
-        "InvalidLayerPartException",
-        "LayerAlreadyExistsException",
-        "LayerPartTooSmallException",
-        "LayersNotFoundException",
-        "ReferencedImagesNotFoundException",
-        "UploadNotFoundException",
-    }
-    assert modelled - mapped == later | {"ServerException"}
+    # ImageTagAlreadyExists is for immutable tags, which ECR Public does not have.
+    assert modelled - mapped == {"ImageTagAlreadyExistsException", "ServerException"}
 
 
 @pytest.mark.parametrize(

@@ -105,41 +105,6 @@ def test_several_violations_are_reported_together(pier: PierServer) -> None:
     assert body["message"].startswith("2 validation errors detected")
 
 
-@pytest.mark.parametrize(
-    "operation",
-    [
-        "PutImage",
-        "DescribeImages",
-        "DescribeImageTags",
-        "BatchDeleteImage",
-        "InitiateLayerUpload",
-        "UploadLayerPart",
-        "CompleteLayerUpload",
-        "BatchCheckLayerAvailability",
-    ],
-)
-def test_data_plane_operations_say_unsupported(pier: PierServer, operation: str) -> None:
-    payloads = {
-        "PutImage": {"repositoryName": "ab", "imageManifest": "{}"},
-        "BatchDeleteImage": {"repositoryName": "ab", "imageIds": [{"imageTag": "x"}]},
-        "UploadLayerPart": {
-            "repositoryName": "ab",
-            "uploadId": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
-            "partFirstByte": 0,
-            "partLastByte": 0,
-            "layerPartBlob": "AA==",
-        },
-        "CompleteLayerUpload": {
-            "repositoryName": "ab",
-            "uploadId": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
-            "layerDigests": ["sha256:00"],
-        },
-        "BatchCheckLayerAvailability": {"repositoryName": "ab", "layerDigests": ["sha256:00"]},
-    }
-    response = call(pier.url, OWNER, operation, payloads.get(operation, {"repositoryName": "ab"}))
-    assert_error(response, 400, "UnsupportedCommandException")
-
-
 def test_json_content_type_variants_are_accepted(pier: PierServer) -> None:
     response = call(pier.url, OWNER, "DescribeRegistries", {}, content_type="application/json")
     assert response.status_code == 200

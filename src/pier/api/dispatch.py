@@ -112,5 +112,8 @@ def _respond(status: int, payload: Any, request_id: str, extra: dict[str, str] |
 
 def _error(error: ApiError, request_id: str) -> Response:
     return _respond(
-        error.status, {"__type": error.code, "message": error.message}, request_id, {"x-amzn-ErrorType": error.code}
+        error.status,
+        {"__type": error.code, "message": error.message, **error.fields},
+        request_id,
+        {"x-amzn-ErrorType": error.code},
     )

@@ -13,16 +13,28 @@ from pier import errors
 class ApiError(Exception):
     """An error with its wire form already decided (protocol and authentication errors)."""
 
-    def __init__(self, code: str, status: int, message: str) -> None:
+    def __init__(self, code: str, status: int, message: str, fields: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
+        self.fields = fields or {}  # members the exception shape has besides message
 
 
 # Most specific first: the first class an error is an instance of wins.
 SHAPES: list[tuple[type[errors.PierError], str]] = [
     (errors.InvalidTagParameter, "InvalidTagParameterException"),
+    (errors.ImageNotFound, "ImageNotFoundException"),
+    (errors.UploadNotFound, "UploadNotFoundException"),
+    (errors.LayersNotFound, "LayersNotFoundException"),
+    (errors.ReferencedImagesNotFound, "ReferencedImagesNotFoundException"),
+    (errors.ImageAlreadyExists, "ImageAlreadyExistsException"),
+    (errors.ImageDigestDoesNotMatch, "ImageDigestDoesNotMatchException"),
+    (errors.InvalidLayer, "InvalidLayerException"),
+    (errors.InvalidLayerPart, "InvalidLayerPartException"),
+    (errors.LayerPartTooSmall, "LayerPartTooSmallException"),
+    (errors.LayerAlreadyExists, "LayerAlreadyExistsException"),
+    (errors.EmptyUpload, "EmptyUploadException"),
     (errors.InvalidParameter, "InvalidParameterException"),
     (errors.RegistryNotFound, "RegistryNotFoundException"),
     (errors.RepositoryNotFound, "RepositoryNotFoundException"),
@@ -41,5 +53,16 @@ STATUS = {"ServerException": 500}  # everything else: 400
 def to_wire(error: errors.PierError) -> ApiError:
     for cls, shape in SHAPES:
         if isinstance(error, cls):
-            return ApiError(shape, STATUS.get(shape, 400), error.message)
+            return ApiError(shape, STATUS.get(shape, 400), error.message, _fields(error))
     return ApiError("ServerException", 500, "An internal error occurred")
+
+
+def _fields(error: errors.PierError) -> dict[str, object]:
+    if isinstance(error, errors.InvalidLayerPart):
+        return {
+            "registryId": error.registry_id,
+            "repositoryName": error.name,
+            "uploadId": error.upload_id,
+            "lastValidByteReceived": error.last_valid_byte,
+        }
+    return {}

@@ -1,12 +1,62 @@
-"""InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability.
-
-Not served yet: they arrive with the data-plane work (issue 3), and until then answer
-UnsupportedCommandException rather than a fake success.
-"""
+"""InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability."""
 
 from __future__ import annotations
 
-from pier.api.images import _unsupported
+from typing import Any
 
-for _name in ("InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "BatchCheckLayerAvailability"):
-    _unsupported(_name)
+from pier.api.operations import Params, operation
+from pier.core import uploads
+from pier.core.accounts import Account
+from pier.core.context import Core
+
+
+@operation("InitiateLayerUpload")
+def initiate_layer_upload(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    upload_id, part_size = uploads.initiate_layer_upload(
+        core, caller, params.get("registryId"), params["repositoryName"]
+    )
+    return {"uploadId": upload_id, "partSize": part_size}
+
+
+@operation("UploadLayerPart")
+def upload_layer_part(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    name, upload_id = params["repositoryName"], params["uploadId"]
+    registry_id, last_byte = uploads.upload_layer_part(
+        core,
+        caller,
+        params.get("registryId"),
+        name,
+        upload_id,
+        params["partFirstByte"],
+        params["partLastByte"],
+        params["layerPartBlob"],
+    )
+    return {"registryId": registry_id, "repositoryName": name, "uploadId": upload_id, "lastByteReceived": last_byte}
+
+
+@operation("CompleteLayerUpload")
+def complete_layer_upload(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    name, upload_id = params["repositoryName"], params["uploadId"]
+    registry_id, digest = uploads.complete_layer_upload(
+        core, caller, params.get("registryId"), name, upload_id, params["layerDigests"]
+    )
+    return {"registryId": registry_id, "repositoryName": name, "uploadId": upload_id, "layerDigest": digest}
+
+
+@operation("BatchCheckLayerAvailability")
+def batch_check_layer_availability(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+    layers, failures = uploads.batch_check_layer_availability(
+        core, caller, params.get("registryId"), params["repositoryName"], params["layerDigests"]
+    )
+    return {
+        "layers": [
+            {
+                "layerDigest": layer.digest,
+                "layerAvailability": "AVAILABLE",
+                "layerSize": layer.size,
+                "mediaType": layer.media_type,
+            }
+            for layer in layers
+        ],
+        "failures": [{"layerDigest": d, "failureCode": c, "failureReason": r} for d, c, r in failures],
+    }

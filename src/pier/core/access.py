@@ -23,11 +23,19 @@ def target_registry(core: Core, caller: Account, registry_id: str | None) -> str
     return account.id
 
 
-def find_repository(core: Core, caller: Account, registry_id: str | None, name: str) -> RepositoryRow:
-    """The repository the caller may manage, or RepositoryNotFound."""
+def find_repository(
+    core: Core, caller: Account, registry_id: str | None, name: str, *, registry_must_exist: bool = False
+) -> RepositoryRow:
+    """The repository the caller may manage, or RepositoryNotFound.
+
+    With registry_must_exist (the operations that take a registry alias), a registry that does not
+    exist at all is RegistryNotFound, as ECR answers them.
+    """
     try:
         target = target_registry(core, caller, registry_id)
     except errors.RegistryNotFound:
+        if registry_must_exist:
+            raise
         raise errors.RepositoryNotFound(registry_id or caller.id, name) from None
     row = core.meta.get_repository(target, name) if target == caller.id else None
     if row is None:

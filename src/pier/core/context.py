@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pier.core import limits
 from pier.core.accounts import Accounts
 from pier.core.tokens import TokenSigner
 from pier.storage.blobs import BlobStore
 from pier.storage.metadata import MetadataStore
+
+
+class KeyedLocks:
+    """One lock per key (an upload id), so two requests never append to one upload at once in a process.
+
+    Across processes the metadata store's compare-and-set on the upload's size decides the winner.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
 
 @dataclass
@@ -21,4 +51,6 @@ class Core:
     public_url: str  # e.g. https://registry.example.com, no trailing slash
     public_host: str  # host[:port], the first part of every repositoryUri
     max_repositories: int
+    max_images: int = limits.IMAGES_PER_REPOSITORY
+    locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     clock: Callable[[], float] = field(default=time.time)

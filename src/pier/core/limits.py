@@ -13,6 +13,20 @@ ALIAS = re.compile(r"[a-z][a-z0-9]+(?:[._-][a-z0-9]+)*")
 ALIAS_MIN, ALIAS_MAX = 2, 50
 ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
+# Image tags: OCI's tag grammar, with ECR's length limit (ImageTag max 300).
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,299}")
+
+# Manifests: ECR's ImageManifest max (4 MiB).
+MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+# Images per repository (ECR Public's default quota); configurable in pier.toml.
+IMAGES_PER_REPOSITORY = 10_000
+
+# Layer uploads. ECR: parts of at least 5 MiB except the last (LayerPartTooSmallException at completion),
+# at most 20 MiB per UploadLayerPart (LayerPartBlob max); layers up to 10 GiB.
+MIN_PART_SIZE = 5 * 1024 * 1024
+PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload suggests
+MAX_LAYER_SIZE = 10 * 1024**3
+
 # Resource tags, as AWS tagging everywhere: 50 per resource, no "aws:" prefix.
 TAGS_PER_RESOURCE = 50
 TAG_KEY = re.compile(r"[\w\s.:/=+\-@]*")
@@ -38,6 +52,10 @@ API_BODY_MAX = 28 * 1024 * 1024
 
 def is_repository_name(name: str) -> bool:
     return REPOSITORY_NAME_MIN <= len(name) <= REPOSITORY_NAME_MAX and REPOSITORY_NAME.fullmatch(name) is not None
+
+
+def is_image_tag(tag: str) -> bool:
+    return IMAGE_TAG.fullmatch(tag) is not None
 
 
 def is_alias(alias: str) -> bool:

@@ -73,7 +73,9 @@ def describe_repositories(
 
 def delete_repository(core: Core, caller: Account, registry_id: str | None, name: str, force: bool) -> Repository:
     row = find_repository(core, caller, registry_id, name)
-    # Images arrive with the data-plane API; until then a repository holds none, so force changes nothing.
-    del force
-    core.meta.delete_repository(row.id)
+    if not force and core.meta.has_images(row.id):
+        raise errors.RepositoryNotEmpty(row.registry_id, name)
+    for upload_id in core.meta.upload_ids(row.id):
+        core.blobs.cancel_upload(upload_id)
+    core.meta.delete_repository(row.id)  # its images, tags and uploads go with it
     return view(core, row)

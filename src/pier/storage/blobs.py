@@ -21,6 +21,20 @@ class DigestMismatch(Exception):
         self.actual = actual
 
 
+class UploadMissing(Exception):
+    """The store holds no bytes for this upload (cancelled, finished, or never started)."""
+
+
+class UploadWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> int:
+        """Make what was written durable; the upload's total size. Only then may the bytes be acknowledged."""
+
+    def abort(self) -> None:
+        """Stop without making anything durable (the next open_upload drops what was written)."""
+
+
 class BlobWriter(Protocol):
     @property
     def size(self) -> int: ...
@@ -48,3 +62,18 @@ class BlobStore(Protocol):
         """The bytes [start, end) in chunks."""
 
     def delete(self, digest: str) -> None: ...
+
+    # Resumable uploads: bytes arrive in parts, possibly in several processes, across restarts.
+
+    def start_upload(self, upload_id: str) -> None: ...
+
+    def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
+        """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone."""
+
+    def finish_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
+        """Publish the first `size` bytes as a blob and forget the upload; its digest.
+
+        DigestMismatch leaves the upload as it was. After a crash between publishing and forgetting, the
+        call succeeds again when the blob is there."""
+
+    def cancel_upload(self, upload_id: str) -> None: ...

@@ -3,6 +3,8 @@
 Layout under the root, drawn once here:
     sha256/<first two hex>/<hex>    a published blob, never modified
     tmp/<random>                    a write in progress; removed on cancel, ignored after a crash
+    uploads/<upload id>             a resumable upload: its acknowledged bytes, and maybe a tail that was
+                                    written but not acknowledged (dropped on the next append)
 A blob is written to tmp/, fsynced, then os.replace()d to its final name and the directory fsynced,
 so a crash at any moment leaves either the whole blob or nothing under sha256/.
 """
@@ -11,14 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pier.digests import is_sha256
-from pier.storage.blobs import DigestMismatch
+from pier.storage.blobs import DigestMismatch, UploadMissing
 
 CHUNK = 1024 * 1024
+UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class FsBlobWriter:
@@ -60,12 +65,99 @@ class FsBlobWriter:
         self._path.unlink(missing_ok=True)
 
 
+class FsUploadWriter:
+    def __init__(self, store: FsBlobStore, upload_id: str, offset: int) -> None:
+        self._store = store
+        self._upload_id = upload_id
+        path = store.upload_path(upload_id)
+        try:
+            self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed by close/abort
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        self._file.truncate(offset)
+        self._file.seek(offset)
+        self._size = offset
+        # Continue the running hash if this process has it at this offset; else finish re-reads the file.
+        cached = store.hashes.pop(upload_id, None)
+        self._hash = cached[1] if cached and cached[0] == offset else None
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        if self._hash is not None:
+            self._hash.update(data)
+        self._size += len(data)
+
+    def close(self) -> int:
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if self._hash is not None:
+            self._store.hashes[self._upload_id] = (self._size, self._hash)
+        return self._size
+
+    def abort(self) -> None:
+        self._file.close()
+
+
 class FsBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp_dir = root / "tmp"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        (root / "sha256").mkdir(exist_ok=True)
+        self.uploads_dir = root / "uploads"
+        for folder in (self.tmp_dir, self.uploads_dir, root / "sha256"):
+            folder.mkdir(parents=True, exist_ok=True)
+        # upload id -> (size hashed, running sha256). Only an optimisation: lost on restart, never shared.
+        self.hashes: dict[str, tuple[int, Any]] = {}
+
+    def upload_path(self, upload_id: str) -> Path:
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        return self.uploads_dir / upload_id
+
+    def start_upload(self, upload_id: str) -> None:
+        path = self.upload_path(upload_id)
+        with open(path, "xb") as handle:
+            os.fsync(handle.fileno())
+        _fsync_dir(self.uploads_dir)
+        self.hashes[upload_id] = (0, hashlib.sha256())
+
+    def open_upload(self, upload_id: str, offset: int) -> FsUploadWriter:
+        return FsUploadWriter(self, upload_id, offset)
+
+    def finish_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
+        path = self.upload_path(upload_id)
+        if not path.exists():
+            self.hashes.pop(upload_id, None)
+            if (
+                expected_digest
+                and self.exists(expected_digest)
+                and self.path_of(expected_digest).stat().st_size == size
+            ):
+                return expected_digest  # published before a crash; only forgetting the upload was left
+            raise UploadMissing(upload_id)
+        cached = self.hashes.get(upload_id)
+        if cached and cached[0] == size:
+            digest = f"sha256:{cached[1].hexdigest()}"
+        else:
+            digest = _hash_file(path, size)
+        if expected_digest is not None and expected_digest != digest:
+            raise DigestMismatch(expected_digest, digest)
+        with open(path, "r+b") as handle:
+            handle.truncate(size)
+            os.fsync(handle.fileno())
+        final = self.path_of(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            path.unlink()  # the same bytes are already stored
+        else:
+            os.replace(path, final)
+            _fsync_dir(final.parent)
+        _fsync_dir(self.uploads_dir)
+        self.hashes.pop(upload_id, None)
+        return digest
+
+    def cancel_upload(self, upload_id: str) -> None:
+        self.hashes.pop(upload_id, None)
+        self.upload_path(upload_id).unlink(missing_ok=True)
 
     def path_of(self, digest: str) -> Path:
         # The core checks digests before they get here; this guards the path anyway.
@@ -98,6 +190,19 @@ class FsBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
+
+
+def _hash_file(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        remaining = size
+        while remaining:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                raise UploadMissing(f"{path.name} is shorter than its acknowledged size")
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -6,6 +6,7 @@ the core composes them. A method that would break a uniqueness rule raises Confl
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +44,58 @@ class SigningKey:
     key_id: str
     secret: bytes
     created_at: float
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    repository_id: int
+    digest: str
+    media_type: str
+    artifact_media_type: str | None
+    artifact_type: str | None
+    subject_digest: str | None
+    size: int
+    pushed_at: float
+    tags: tuple[str, ...] = ()
+    manifest: bytes | None = None  # loaded only when asked for
+
+
+@dataclass(frozen=True)
+class TagRow:
+    tag: str
+    created_at: float
+    image: ImageRow
+
+
+@dataclass(frozen=True)
+class NewImage:
+    digest: str
+    manifest: bytes
+    media_type: str
+    artifact_media_type: str | None
+    artifact_type: str | None
+    subject_digest: str | None
+    size: int
+    blob_media_types: Mapping[str, str]  # config and layer digests -> their media types
+    child_digests: tuple[str, ...]  # for an index: the manifests it lists
+
+
+class PutOutcome(enum.Enum):
+    CREATED = "created"  # a new image (and its tag, if any)
+    TAGGED = "tagged"  # the image existed; the tag is new or moved to it
+    UNCHANGED = "unchanged"  # the image existed with this tag (or no tag was given)
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    id: str
+    repository_id: int
+    size: int
+    last_part_size: int
+    small_inner_part: bool
+    created_at: float
+    updated_at: float
 
 
 class MetadataStore(Protocol):
@@ -85,3 +138,56 @@ class MetadataStore(Protocol):
         """Record a blob; recording one twice is fine."""
 
     def get_blob_size(self, digest: str) -> int | None: ...
+
+    # Blobs in repositories
+    def add_repository_blob(self, repository_id: int, digest: str, size: int, now: float) -> bool:
+        """Record the blob (if new) and make it usable in the repository; False if it already was."""
+
+    def get_repository_blobs(self, repository_id: int, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+        """digest -> (size, media type if known) for those of `digests` the repository has."""
+
+    # Images
+    def put_image(
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+    ) -> tuple[PutOutcome, ImageRow]:
+        """Store the image if new (LimitExceeded past `limit` images) and point `tag` at it, atomically."""
+
+    def get_image(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
+    ) -> ImageRow | None: ...
+
+    def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]: ...
+
+    def list_images(self, repository_id: int, after_id: int | None, limit: int) -> list[ImageRow]:
+        """Images in push order, with their tags, starting after image `after_id`."""
+
+    def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
+        """Tags in name order, with their images, starting after `after_tag`."""
+
+    def has_images(self, repository_id: int) -> bool: ...
+
+    def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
+        """Digests of the indexes in the repository that list `digest`."""
+
+    def delete_image(self, image_id: int) -> None:
+        """Delete the image and its tags."""
+
+    def remove_tag(self, repository_id: int, tag: str) -> None: ...
+
+    # Uploads
+    def insert_upload(self, upload: UploadRow) -> None: ...
+
+    def get_upload(self, upload_id: str) -> UploadRow | None: ...
+
+    def advance_upload(
+        self, upload_id: str, expected_size: int, new_size: int, now: float, small_inner_part: bool
+    ) -> bool:
+        """Record that the upload grew from expected_size to new_size; False if it was not at expected_size."""
+
+    def delete_upload(self, upload_id: str) -> None: ...
+
+    def upload_ids(self, repository_id: int) -> list[str]: ...
+
+    def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
+        """In one transaction: record the blob, add it to the repository, forget the upload.
+        False if the repository already had the blob."""

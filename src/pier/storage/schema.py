@@ -10,7 +10,9 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -83,4 +85,83 @@ blobs = Table(
     Column("created_at", Float, nullable=False),
 )
 
-__all__ = ["blobs", "metadata", "registries", "repositories", "repository_tags", "signing_keys"]
+# Blobs a repository may use (uploaded or mounted into it). media_type is learnt from manifests.
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(80), ForeignKey("blobs.digest"), primary_key=True),
+    Column("media_type", String(255)),
+    Column("created_at", Float, nullable=False),
+)
+
+# Manifests and indexes, stored byte for byte (the digest is of these exact bytes).
+# The id orders images by push, which is what DescribeImages pages over.
+images = Table(
+    "images",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_media_type", String(255)),  # the config's media type, or an index's artifactType
+    Column("artifact_type", String(255)),  # OCI artifactType (referrers filter on it)
+    Column("subject_digest", String(80)),  # OCI subject: the manifest this one refers to
+    Column("size", BigInteger, nullable=False),
+    Column("pushed_at", Float, nullable=False),
+    UniqueConstraint("repository_id", "digest"),
+    Index("ix_images_subject", "repository_id", "subject_digest"),
+)
+
+image_tags = Table(
+    "image_tags",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(300), primary_key=True),
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# What each image needs: its config and layers (blobs) and, for an index, its manifests.
+image_blobs = Table(
+    "image_blobs",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(80), primary_key=True, index=True),
+)
+
+image_children = Table(
+    "image_children",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("child_digest", String(80), primary_key=True),
+)
+
+# Layer uploads in progress. `size` counts the bytes acknowledged (durable in the blob store).
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("last_part_size", BigInteger, nullable=False, default=0),
+    Column("small_inner_part", Boolean, nullable=False, default=False),  # a part before the last was < 5 MiB
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+__all__ = [
+    "blobs",
+    "image_blobs",
+    "image_children",
+    "image_tags",
+    "images",
+    "metadata",
+    "registries",
+    "repositories",
+    "repository_blobs",
+    "repository_tags",
+    "signing_keys",
+    "uploads",
+]

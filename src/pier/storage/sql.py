@@ -10,15 +10,43 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    Select,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from pier import errors
 from pier.storage import schema
-from pier.storage.metadata import CatalogRow, Conflict, RepositoryRow, SigningKey
+from pier.storage.metadata import (
+    CatalogRow,
+    Conflict,
+    ImageRow,
+    NewImage,
+    PutOutcome,
+    RepositoryRow,
+    SigningKey,
+    TagRow,
+    UploadRow,
+)
 
 _repos = schema.repositories
 _tags = schema.repository_tags
+_images = schema.images
+_image_tags = schema.image_tags
+_repo_blobs = schema.repository_blobs
+_uploads = schema.uploads
+_IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
 
 
 def open_engine(url: str) -> Engine:
@@ -27,11 +55,18 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we BEGIN ourselves, below
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
+            # the busy timeout instead of one failing when it upgrades from reading to writing.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("pier_write") else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -40,6 +75,7 @@ def open_engine(url: str) -> Engine:
 class SqlMetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._write = engine.execution_options(pier_write=True)  # use for every transaction that writes
         schema.metadata.create_all(engine)
 
     @classmethod
@@ -54,7 +90,7 @@ class SqlMetadataStore:
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int
     ) -> RepositoryRow:
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             count = conn.execute(
                 select(func.count()).select_from(_repos).where(_repos.c.registry_id == registry_id)
             ).scalar_one()
@@ -92,16 +128,20 @@ class SqlMetadataStore:
         return [_repository(row) for row in rows]
 
     def delete_repository(self, repository_id: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(_tags).where(_tags.c.repository_id == repository_id))
+        with self._write.begin() as conn:
+            image_ids = select(_images.c.id).where(_images.c.repository_id == repository_id)
+            conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id.in_(image_ids)))
+            conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id.in_(image_ids)))
+            for table in (_image_tags, _images, _repo_blobs, _uploads, _tags):
+                conn.execute(delete(table).where(table.c.repository_id == repository_id))
             conn.execute(delete(_repos).where(_repos.c.id == repository_id))
 
     def set_policy(self, repository_id: int, policy_text: str | None) -> None:
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(policy_text=policy_text))
 
     def set_catalog(self, repository_id: int, catalog: CatalogRow) -> None:
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(**_catalog_columns(catalog)))
 
     # Resource tags
@@ -114,7 +154,7 @@ class SqlMetadataStore:
         return {key: value for key, value in rows}
 
     def change_tags(self, repository_id: int, put: Mapping[str, str], remove: Sequence[str], limit: int) -> None:
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             where = _tags.c.repository_id == repository_id
             if remove:
                 conn.execute(delete(_tags).where(where, _tags.c.key.in_(list(remove))))
@@ -138,7 +178,7 @@ class SqlMetadataStore:
 
     def set_registry_display_name(self, registry_id: str, display_name: str) -> None:
         table = schema.registries
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             done = conn.execute(
                 update(table).where(table.c.registry_id == registry_id).values(display_name=display_name)
             ).rowcount
@@ -154,7 +194,7 @@ class SqlMetadataStore:
         return [SigningKey(row["key_id"], bytes.fromhex(row["secret"]), row["created_at"]) for row in rows]
 
     def add_signing_key(self, key: SigningKey) -> None:
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             conn.execute(
                 insert(schema.signing_keys).values(
                     key_id=key.key_id, secret=key.secret.hex(), created_at=key.created_at
@@ -165,7 +205,7 @@ class SqlMetadataStore:
 
     def add_blob(self, digest: str, size: int, created_at: float) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self._write.begin() as conn:
                 conn.execute(insert(schema.blobs).values(digest=digest, size=size, created_at=created_at))
         except IntegrityError:
             pass  # already recorded: blobs are content-addressed
@@ -173,6 +213,246 @@ class SqlMetadataStore:
     def get_blob_size(self, digest: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(select(schema.blobs.c.size).where(schema.blobs.c.digest == digest)).scalar_one_or_none()
+
+    # Blobs in repositories
+
+    def add_repository_blob(self, repository_id: int, digest: str, size: int, now: float) -> bool:
+        with self._write.begin() as conn:
+            return self._add_repository_blob(conn, repository_id, digest, size, now)
+
+    @staticmethod
+    def _add_repository_blob(conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
+        if conn.execute(select(schema.blobs.c.digest).where(schema.blobs.c.digest == digest)).first() is None:
+            conn.execute(insert(schema.blobs).values(digest=digest, size=size, created_at=now))
+        present = conn.execute(
+            select(_repo_blobs.c.digest).where(
+                _repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == digest
+            )
+        ).first()
+        if present is not None:
+            return False
+        conn.execute(insert(_repo_blobs).values(repository_id=repository_id, digest=digest, created_at=now))
+        return True
+
+    def get_repository_blobs(self, repository_id: int, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+        if not digests:
+            return {}
+        query = (
+            select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
+            .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
+            .where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest.in_(list(set(digests))))
+        )
+        with self.engine.connect() as conn:
+            return {digest: (size, media_type) for digest, size, media_type in conn.execute(query)}
+
+    # Images
+
+    def put_image(
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+    ) -> tuple[PutOutcome, ImageRow]:
+        with self._write.begin() as conn:
+            image_id = conn.execute(
+                select(_images.c.id).where(_images.c.repository_id == repository_id, _images.c.digest == image.digest)
+            ).scalar_one_or_none()
+            created = image_id is None
+            if image_id is None:
+                image_id = self._insert_image(conn, repository_id, image, now, limit)
+            outcome = PutOutcome.CREATED if created else PutOutcome.UNCHANGED
+            if tag is not None:
+                where = (_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
+                current = conn.execute(select(_image_tags.c.image_id).where(*where)).scalar_one_or_none()
+                if current is None:
+                    conn.execute(
+                        insert(_image_tags).values(
+                            repository_id=repository_id, tag=tag, image_id=image_id, created_at=now
+                        )
+                    )
+                elif current != image_id:
+                    conn.execute(update(_image_tags).where(*where).values(image_id=image_id, created_at=now))
+                if current != image_id and not created:
+                    outcome = PutOutcome.TAGGED
+            row = self._images(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
+        return outcome, row
+
+    @staticmethod
+    def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> int:
+        count = conn.execute(
+            select(func.count()).select_from(_images).where(_images.c.repository_id == repository_id)
+        ).scalar_one()
+        if count >= limit:
+            raise errors.LimitExceeded("images in this repository", limit)
+        image_id: int = conn.execute(
+            insert(_images).values(
+                repository_id=repository_id,
+                digest=image.digest,
+                manifest=image.manifest,
+                media_type=image.media_type,
+                artifact_media_type=image.artifact_media_type,
+                artifact_type=image.artifact_type,
+                subject_digest=image.subject_digest,
+                size=image.size,
+                pushed_at=now,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        if image.blob_media_types:
+            conn.execute(
+                insert(schema.image_blobs), [{"image_id": image_id, "digest": d} for d in image.blob_media_types]
+            )
+            conn.execute(
+                update(_repo_blobs)
+                .where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == bindparam("d"))
+                .values(media_type=bindparam("mt")),
+                [{"d": d, "mt": mt} for d, mt in image.blob_media_types.items()],
+            )
+        if image.child_digests:
+            conn.execute(
+                insert(schema.image_children),
+                [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
+            )
+        return image_id
+
+    def get_image(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
+    ) -> ImageRow | None:
+        columns = list(_images.c) if with_manifest else _IMAGE_COLUMNS
+        query = select(*columns).where(_images.c.repository_id == repository_id)
+        if digest is not None:
+            query = query.where(_images.c.digest == digest)
+        if tag is not None:
+            query = query.join(_image_tags, _image_tags.c.image_id == _images.c.id).where(_image_tags.c.tag == tag)
+        with self.engine.connect() as conn:
+            rows = self._images(conn, query)
+        return rows[0] if rows else None
+
+    def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
+        query = select(*_IMAGE_COLUMNS).where(
+            _images.c.repository_id == repository_id, _images.c.digest.in_(list(set(digests)))
+        )
+        with self.engine.connect() as conn:
+            return self._images(conn, query)
+
+    def list_images(self, repository_id: int, after_id: int | None, limit: int) -> list[ImageRow]:
+        query = select(*_IMAGE_COLUMNS).where(_images.c.repository_id == repository_id)
+        if after_id is not None:
+            query = query.where(_images.c.id > after_id)
+        with self.engine.connect() as conn:
+            return self._images(conn, query.order_by(_images.c.id).limit(limit))
+
+    def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
+        query = select(_image_tags.c.tag, _image_tags.c.created_at, _image_tags.c.image_id).where(
+            _image_tags.c.repository_id == repository_id
+        )
+        if after_tag is not None:
+            query = query.where(_image_tags.c.tag > after_tag)
+        with self.engine.connect() as conn:
+            tags = conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).all()
+            images = {
+                row.id: row
+                for row in self._images(
+                    conn, select(*_IMAGE_COLUMNS).where(_images.c.id.in_({image_id for _, _, image_id in tags}))
+                )
+            }
+        return [TagRow(tag, created_at, images[image_id]) for tag, created_at, image_id in tags]
+
+    def has_images(self, repository_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(select(_images.c.id).where(_images.c.repository_id == repository_id).limit(1)).first()
+                is not None
+            )
+
+    def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
+        children = schema.image_children
+        query = (
+            select(_images.c.digest)
+            .join(children, children.c.image_id == _images.c.id)
+            .where(_images.c.repository_id == repository_id, children.c.child_digest == digest)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def delete_image(self, image_id: int) -> None:
+        with self._write.begin() as conn:
+            conn.execute(delete(_image_tags).where(_image_tags.c.image_id == image_id))
+            conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id == image_id))
+            conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id == image_id))
+            conn.execute(delete(_images).where(_images.c.id == image_id))
+
+    def remove_tag(self, repository_id: int, tag: str) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                delete(_image_tags).where(_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
+            )
+
+    @staticmethod
+    def _images(conn: Connection, query: Select[Any]) -> list[ImageRow]:
+        rows = conn.execute(query).mappings().all()
+        if not rows:
+            return []
+        tags: dict[int, list[str]] = {}
+        for image_id, tag in conn.execute(
+            select(_image_tags.c.image_id, _image_tags.c.tag)
+            .where(_image_tags.c.image_id.in_([row["id"] for row in rows]))
+            .order_by(_image_tags.c.tag)
+        ):
+            tags.setdefault(image_id, []).append(tag)
+        return [
+            ImageRow(
+                id=row["id"],
+                repository_id=row["repository_id"],
+                digest=row["digest"],
+                media_type=row["media_type"],
+                artifact_media_type=row["artifact_media_type"],
+                artifact_type=row["artifact_type"],
+                subject_digest=row["subject_digest"],
+                size=row["size"],
+                pushed_at=row["pushed_at"],
+                tags=tuple(tags.get(row["id"], ())),
+                manifest=row.get("manifest"),
+            )
+            for row in rows
+        ]
+
+    # Uploads
+
+    def insert_upload(self, upload: UploadRow) -> None:
+        with self._write.begin() as conn:
+            conn.execute(insert(_uploads).values(**upload.__dict__))
+
+    def get_upload(self, upload_id: str) -> UploadRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_uploads).where(_uploads.c.id == upload_id)).mappings().first()
+        return UploadRow(**row) if row else None
+
+    def advance_upload(
+        self, upload_id: str, expected_size: int, new_size: int, now: float, small_inner_part: bool
+    ) -> bool:
+        with self._write.begin() as conn:
+            done = conn.execute(
+                update(_uploads)
+                .where(_uploads.c.id == upload_id, _uploads.c.size == expected_size)
+                .values(
+                    size=new_size,
+                    last_part_size=new_size - expected_size,
+                    updated_at=now,
+                    small_inner_part=small_inner_part,
+                )
+            ).rowcount
+            return bool(done)
+
+    def delete_upload(self, upload_id: str) -> None:
+        with self._write.begin() as conn:
+            conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
+
+    def upload_ids(self, repository_id: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(_uploads.c.id).where(_uploads.c.repository_id == repository_id)).scalars())
+
+    def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
+        with self._write.begin() as conn:
+            added = self._add_repository_blob(conn, repository_id, digest, size, now)
+            conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
+            return added
 
 
 def _catalog_columns(catalog: CatalogRow) -> dict[str, Any]:

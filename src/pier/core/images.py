@@ -1,0 +1,221 @@
+"""Images: put a manifest (with a tag), describe images and tags, delete by tag or digest.
+
+PutImage through the API and a manifest PUT through /v2/ are both put_image: one set of rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pier import errors
+from pier.core import limits, manifests, pagination
+from pier.core.access import find_repository
+from pier.core.accounts import Account
+from pier.core.context import Core
+from pier.digests import is_sha256
+from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
+
+
+@dataclass(frozen=True)
+class ImageId:
+    digest: str | None = None
+    tag: str | None = None
+
+    def __str__(self) -> str:
+        parts = [f"imageDigest={self.digest}"] if self.digest else []
+        parts += [f"imageTag={self.tag}"] if self.tag else []
+        return "{" + ", ".join(parts) + "}"
+
+
+@dataclass(frozen=True)
+class PutResult:
+    registry_id: str
+    repository_name: str
+    digest: str
+    tag: str | None
+    manifest: bytes
+    media_type: str
+    outcome: PutOutcome
+    subject_digest: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    image_id: ImageId
+    code: str  # ECR's ImageFailureCode
+    reason: str
+
+
+def manifest_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_tag(tag: str) -> None:
+    if not limits.is_image_tag(tag):
+        raise errors.InvalidParameter(
+            f"Invalid parameter at 'imageTag': '{tag}' must be 1-300 letters, digits, '_', '.' or '-', "
+            "not starting with '.' or '-'"
+        )
+
+
+def put_image(
+    core: Core, repository: RepositoryRow, data: bytes, media_type: str | None, tag: str | None, digest: str | None
+) -> PutResult:
+    """Store a manifest the repository can fully serve; see PutImage for the rules."""
+    if len(data) > limits.MANIFEST_MAX_BYTES:
+        raise errors.ManifestInvalid(f"the manifest is larger than {limits.MANIFEST_MAX_BYTES} bytes")
+    if tag is not None:
+        check_tag(tag)
+    actual = manifest_digest(data)
+    if digest is not None and digest != actual:
+        raise errors.ImageDigestDoesNotMatch(digest, actual)
+    manifest = manifests.parse(data, media_type)
+    if manifest.is_index:
+        children = core.meta.get_images(repository.id, [m.digest for m in manifest.manifests])
+        missing = sorted({m.digest for m in manifest.manifests} - {c.digest for c in children})
+        if missing:
+            raise errors.ReferencedImagesNotFound(missing)
+        size = max((c.size for c in children), default=0)
+        artifact_media_type = manifest.artifact_type
+    else:
+        wanted = manifest.blobs
+        found = core.meta.get_repository_blobs(repository.id, [d.digest for d in wanted])
+        missing = sorted({d.digest for d in wanted} - set(found))
+        if missing:
+            raise errors.LayersNotFound(missing)
+        for descriptor in wanted:
+            if found[descriptor.digest][0] != descriptor.size:
+                raise errors.ManifestInvalid(
+                    f"the descriptor of {descriptor.digest} says {descriptor.size} bytes, "
+                    f"but the blob has {found[descriptor.digest][0]}"
+                )
+        size = sum(d.size for d in ((manifest.config,) if manifest.config else ()) + manifest.layers)
+        artifact_media_type = manifest.config.media_type if manifest.config else None
+    image = NewImage(
+        digest=actual,
+        manifest=data,
+        media_type=manifest.media_type,
+        artifact_media_type=artifact_media_type,
+        artifact_type=manifest.artifact_type or (manifest.config.media_type if manifest.config else None),
+        subject_digest=manifest.subject.digest if manifest.subject else None,
+        size=size,
+        blob_media_types={d.digest: d.media_type for d in manifest.blobs},
+        child_digests=tuple(m.digest for m in manifest.manifests),
+    )
+    outcome, _ = core.meta.put_image(repository.id, image, tag, core.clock(), core.max_images)
+    return PutResult(
+        repository.registry_id, repository.name, actual, tag, data, manifest.media_type, outcome, image.subject_digest
+    )
+
+
+def put_image_api(
+    core: Core,
+    caller: Account,
+    registry_id: str | None,
+    name: str,
+    data: bytes,
+    media_type: str | None,
+    tag: str | None,
+    digest: str | None,
+) -> PutResult:
+    """PutImage: as put_image, and pushing what is already there is ImageAlreadyExistsException."""
+    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    result = put_image(core, repository, data, media_type, tag, digest)
+    if result.outcome is PutOutcome.UNCHANGED:
+        raise errors.ImageAlreadyExists(result.digest, tag)
+    return result
+
+
+def find_image(core: Core, repository: RepositoryRow, image_id: ImageId, *, with_manifest: bool = False) -> ImageRow:
+    """The image an id names (by digest, by tag, or both, which must agree); ImageNotFound otherwise."""
+    image = None
+    if image_id.digest is not None or image_id.tag is not None:
+        image = core.meta.get_image(
+            repository.id, digest=image_id.digest, tag=image_id.tag, with_manifest=with_manifest
+        )
+    if image is None:
+        raise errors.ImageNotFound(repository.registry_id, repository.name, str(image_id))
+    return image
+
+
+def describe_images(
+    core: Core,
+    caller: Account,
+    registry_id: str | None,
+    name: str,
+    image_ids: Sequence[ImageId] | None,
+    max_results: int | None,
+    next_token: str | None,
+) -> tuple[RepositoryRow, pagination.Page[ImageRow]]:
+    repository = find_repository(core, caller, registry_id, name)
+    if image_ids is not None:
+        if max_results is not None or next_token is not None:
+            raise errors.InvalidParameter("maxResults and nextToken cannot be used when you specify imageIds")
+        found = {image.id: image for image in (find_image(core, repository, i) for i in image_ids)}
+        return repository, pagination.Page(list(found.values()), None)
+    listing = f"images:{repository.id}"
+    after = pagination.read_token(core.signer, listing, next_token)
+    size = pagination.page_size(max_results)
+    rows = core.meta.list_images(repository.id, int(after) if after else None, size + 1)
+    return repository, pagination.make_page(core.signer, listing, rows, size, key=lambda row: str(row.id))
+
+
+def describe_image_tags(
+    core: Core, caller: Account, registry_id: str | None, name: str, max_results: int | None, next_token: str | None
+) -> tuple[RepositoryRow, pagination.Page[TagRow]]:
+    repository = find_repository(core, caller, registry_id, name)
+    listing = f"tags:{repository.id}"
+    after = pagination.read_token(core.signer, listing, next_token)
+    size = pagination.page_size(max_results)
+    rows = core.meta.list_image_tags(repository.id, after, size + 1)
+    return repository, pagination.make_page(core.signer, listing, rows, size, key=lambda row: row.tag)
+
+
+def batch_delete_image(
+    core: Core, caller: Account, registry_id: str | None, name: str, image_ids: Sequence[ImageId]
+) -> tuple[list[ImageId], list[Failure]]:
+    """By tag: remove the tag, and the image with it when no other tag is left. By digest: the image
+    and all its tags. Each id succeeds or fails alone, with ECR's failure codes."""
+    repository = find_repository(core, caller, registry_id, name)
+    deleted: list[ImageId] = []
+    failures: list[Failure] = []
+    for image_id in image_ids:
+        try:
+            deleted.extend(_delete_one(core, repository, image_id))
+        except _Failed as failed:
+            failures.append(Failure(image_id, failed.code, failed.reason))
+    return deleted, failures
+
+
+class _Failed(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _delete_one(core: Core, repository: RepositoryRow, image_id: ImageId) -> list[ImageId]:
+    digest, tag = image_id.digest, image_id.tag
+    if digest is None and tag is None:
+        raise _Failed("MissingDigestAndTag", "Each image id needs an imageDigest or an imageTag")
+    if digest is not None and not is_sha256(digest):
+        raise _Failed("InvalidImageDigest", f"'{digest}' is not sha256:<64 lowercase hex digits>")
+    if tag is not None and not limits.is_image_tag(tag):
+        raise _Failed("InvalidImageTag", f"'{tag}' is not a valid image tag")
+    image = core.meta.get_image(repository.id, digest=digest, tag=tag)
+    if image is None:
+        if digest is not None and tag is not None and core.meta.get_image(repository.id, tag=tag):
+            raise _Failed("ImageTagDoesNotMatchDigest", f"The tag '{tag}' does not point to '{digest}'")
+        raise _Failed("ImageNotFound", "Requested image not found")
+    if tag is not None and len(image.tags) > 1:
+        core.meta.remove_tag(repository.id, tag)
+        return [ImageId(image.digest, tag)]
+    indexes = core.meta.indexes_referencing(repository.id, image.digest)
+    if indexes:
+        raise _Failed(
+            "ImageReferencedByManifestList", f"The image is referenced by the manifest list(s) {', '.join(indexes)}"
+        )
+    core.meta.delete_image(image.id)
+    return [ImageId(image.digest, t) for t in image.tags] or [ImageId(image.digest, None)]

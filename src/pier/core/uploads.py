@@ -1,0 +1,180 @@
+"""Layer uploads: start, append parts, finish into a blob the repository may use.
+
+The ECR layer API (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload) and /v2/ uploads share
+these steps. A part is acknowledged only once its bytes are durable and the upload's size is recorded,
+so a crash loses at most the part in flight; a restarted server continues from the recorded size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pier import errors
+from pier.core import limits
+from pier.core.access import find_repository
+from pier.core.accounts import Account
+from pier.core.context import Core
+from pier.digests import is_sha256
+from pier.storage.blobs import DigestMismatch, UploadMissing
+from pier.storage.metadata import RepositoryRow, UploadRow
+
+
+@dataclass(frozen=True)
+class LayerStatus:
+    digest: str
+    size: int
+    media_type: str | None
+
+
+def start(core: Core, repository: RepositoryRow) -> str:
+    upload_id = str(uuid.uuid4())
+    now = core.clock()
+    core.blobs.start_upload(upload_id)
+    core.meta.insert_upload(UploadRow(upload_id, repository.id, 0, 0, False, now, now))
+    return upload_id
+
+
+def find(core: Core, repository: RepositoryRow, upload_id: str) -> UploadRow:
+    upload = core.meta.get_upload(upload_id)
+    if upload is None or upload.repository_id != repository.id:
+        raise errors.UploadNotFound(upload_id)
+    return upload
+
+
+def append(core: Core, repository: RepositoryRow, upload_id: str, offset: int, parts: Iterable[bytes]) -> int:
+    """Append bytes at `offset`, which must be where the upload stands; the new size once durable."""
+    with core.locks.hold(upload_id):
+        upload = find(core, repository, upload_id)
+        if offset != upload.size:
+            raise errors.InvalidLayerPart(
+                repository.registry_id,
+                repository.name,
+                upload_id,
+                max(upload.size - 1, 0),
+                f"The part starts at byte {offset}, but the upload has {upload.size} bytes: "
+                f"the next part must start at byte {upload.size}",
+            )
+        try:
+            writer = core.blobs.open_upload(upload_id, upload.size)
+        except UploadMissing:
+            raise errors.UploadNotFound(upload_id) from None
+        size = upload.size
+        try:
+            for part in parts:
+                size += len(part)
+                if size > limits.MAX_LAYER_SIZE:
+                    raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
+                writer.write(part)
+        except BaseException:
+            writer.abort()
+            raise
+        new_size = writer.close()
+        small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
+        if not core.meta.advance_upload(upload_id, upload.size, new_size, core.clock(), small):
+            raise errors.InvalidLayerPart(
+                repository.registry_id,
+                repository.name,
+                upload_id,
+                max(upload.size - 1, 0),
+                "Another request changed the upload meanwhile",
+            )
+        return new_size
+
+
+def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *, ecr_rules: bool) -> bool:
+    """Publish the upload as blob `digest` in the repository; False if the repository already had it.
+
+    ecr_rules adds ECR's checks on parts and duplicates (the OCI API has neither).
+    """
+    with core.locks.hold(upload_id):
+        upload = find(core, repository, upload_id)
+        if upload.size == 0 and ecr_rules:
+            raise errors.EmptyUpload(upload_id)
+        if ecr_rules and upload.small_inner_part:
+            raise errors.LayerPartTooSmall(limits.MIN_PART_SIZE)
+        if ecr_rules and core.meta.get_repository_blobs(repository.id, [digest]):
+            cancel(core, upload)
+            raise errors.LayerAlreadyExists(digest)
+        try:
+            core.blobs.finish_upload(upload_id, upload.size, digest)
+        except DigestMismatch as mismatch:
+            raise errors.InvalidLayer(mismatch.expected, mismatch.actual) from None
+        except UploadMissing:
+            raise errors.UploadNotFound(upload_id) from None
+        return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock())
+
+
+def cancel(core: Core, upload: UploadRow) -> None:
+    core.meta.delete_upload(upload.id)
+    core.blobs.cancel_upload(upload.id)
+
+
+# The ECR layer operations
+
+
+def initiate_layer_upload(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, int]:
+    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    return start(core, repository), limits.PART_SIZE
+
+
+def upload_layer_part(
+    core: Core,
+    caller: Account,
+    registry_id: str | None,
+    name: str,
+    upload_id: str,
+    first_byte: int,
+    last_byte: int,
+    data: bytes,
+) -> tuple[str, int]:
+    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    if not data or last_byte != first_byte + len(data) - 1:
+        upload = find(core, repository, upload_id)
+        raise errors.InvalidLayerPart(
+            repository.registry_id,
+            name,
+            upload_id,
+            max(upload.size - 1, 0),
+            f"partLastByte must be partFirstByte + {len(data)} - 1 for a part of {len(data)} bytes"
+            if data
+            else "The part is empty",
+        )
+    append(core, repository, upload_id, first_byte, [data])
+    return repository.registry_id, last_byte
+
+
+def complete_layer_upload(
+    core: Core, caller: Account, registry_id: str | None, name: str, upload_id: str, digests: list[str]
+) -> tuple[str, str]:
+    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    if len(digests) != 1:
+        raise errors.InvalidParameter("Invalid parameter at 'layerDigests': exactly one digest is expected")
+    digest = digests[0]
+    if not is_sha256(digest):
+        raise errors.InvalidParameter(
+            f"Invalid parameter at 'layerDigests': '{digest}' is not a sha256 digest (sha256:<64 hex digits>)"
+        )
+    finish(core, repository, upload_id, digest, ecr_rules=True)
+    return repository.registry_id, digest
+
+
+def batch_check_layer_availability(
+    core: Core, caller: Account, registry_id: str | None, name: str, digests: list[str]
+) -> tuple[list[LayerStatus], list[tuple[str, str, str]]]:
+    """(available layers, failures as (digest, code, reason))."""
+    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    valid = [d for d in dict.fromkeys(digests) if is_sha256(d)]
+    found = core.meta.get_repository_blobs(repository.id, valid)
+    layers: list[LayerStatus] = []
+    failures: list[tuple[str, str, str]] = []
+    for digest in dict.fromkeys(digests):
+        if not is_sha256(digest):
+            failures.append((digest, "InvalidLayerDigest", "The digest is not sha256:<64 lowercase hex digits>"))
+        elif digest not in found:
+            failures.append((digest, "MissingLayerDigest", "The layer is not in the repository"))
+        else:
+            size, media_type = found[digest]
+            layers.append(LayerStatus(digest, size, media_type))
+    return layers, failures

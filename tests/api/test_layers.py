@@ -1,0 +1,179 @@
+"""The ECR layer API: InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tests.images import MIB, digest_of, push_blob
+
+UPLOAD = "12345678-1234-1234-1234-123456789012"
+
+
+def upload(ecr: Any, repo: str, part: bytes, first: int, upload_id: str) -> Any:
+    return ecr.upload_layer_part(
+        repositoryName=repo,
+        uploadId=upload_id,
+        partFirstByte=first,
+        partLastByte=first + len(part) - 1,
+        layerPartBlob=part,
+    )
+
+
+def test_multi_part_upload_becomes_an_available_layer(ecr: Any, repo: str) -> None:
+    data = os.urandom(12 * MIB + 123)
+    started = ecr.initiate_layer_upload(repositoryName=repo)
+    assert started["partSize"] >= 5 * MIB
+    upload_id = started["uploadId"]
+    for first in range(0, len(data), 5 * MIB):
+        answer = upload(ecr, repo, data[first : first + 5 * MIB], first, upload_id)
+        assert answer["lastByteReceived"] == min(first + 5 * MIB, len(data)) - 1
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(data)])
+    assert done["layerDigest"] == digest_of(data)
+    checked = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[digest_of(data)])
+    assert checked["layers"] == [
+        {"layerDigest": digest_of(data), "layerAvailability": "AVAILABLE", "layerSize": len(data)}
+    ]
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):  # a finished upload is gone
+        upload(ecr, repo, b"more", len(data), upload_id)
+
+
+def test_out_of_order_part_reports_the_last_valid_byte(ecr: Any, repo: str) -> None:
+    first, second = b"a" * (5 * MIB), b"b" * 100
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    upload(ecr, repo, first, 0, upload_id)
+    with pytest.raises(ecr.exceptions.InvalidLayerPartException) as info:
+        upload(ecr, repo, second, len(first) + 100, upload_id)
+    assert info.value.response["lastValidByteReceived"] == len(first) - 1
+    assert info.value.response["uploadId"] == upload_id
+    with pytest.raises(ecr.exceptions.InvalidLayerPartException):  # a resend of acknowledged bytes
+        upload(ecr, repo, b"a" * 100, 0, upload_id)
+    with pytest.raises(ecr.exceptions.InvalidLayerPartException):  # lastByte that disagrees with the size
+        ecr.upload_layer_part(
+            repositoryName=repo,
+            uploadId=upload_id,
+            partFirstByte=len(first),
+            partLastByte=len(first) + 500,
+            layerPartBlob=b"c" * 10,
+        )
+    upload(ecr, repo, second, len(first), upload_id)  # the right continuation still works
+    digest = digest_of(first + second)
+    assert (
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest])["layerDigest"]
+        == digest
+    )
+
+
+def test_wrong_digest_is_invalid_layer_and_keeps_the_upload(ecr: Any, repo: str) -> None:
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    upload(ecr, repo, b"payload", 0, upload_id)
+    with pytest.raises(ecr.exceptions.InvalidLayerException):
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(b"other")])
+    assert ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[digest_of(b"other")])["failures"]
+    # Nothing was lost: completing with the right digest works.
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(b"payload")])
+    assert done["layerDigest"] == digest_of(b"payload")
+
+
+def test_empty_upload(ecr: Any, repo: str) -> None:
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    with pytest.raises(ecr.exceptions.EmptyUploadException):
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(b"")])
+
+
+def test_small_inner_part_is_too_small(ecr: Any, repo: str) -> None:
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    upload(ecr, repo, b"x" * 1000, 0, upload_id)
+    upload(ecr, repo, b"y" * 1000, 1000, upload_id)
+    with pytest.raises(ecr.exceptions.LayerPartTooSmallException):
+        ecr.complete_layer_upload(
+            repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(b"x" * 1000 + b"y" * 1000)]
+        )
+
+
+def test_layer_already_exists(ecr: Any, repo: str) -> None:
+    push_blob(ecr, repo, b"same bytes")
+    with pytest.raises(ecr.exceptions.LayerAlreadyExistsException):
+        push_blob(ecr, repo, b"same bytes")
+
+
+def test_the_same_blob_in_another_repository_is_not_shared_until_uploaded(ecr: Any, repo: str) -> None:
+    other = repo + "-other"
+    ecr.create_repository(repositoryName=other)
+    push_blob(ecr, repo, b"shared content")
+    assert (
+        ecr.batch_check_layer_availability(repositoryName=other, layerDigests=[digest_of(b"shared content")])[
+            "failures"
+        ][0]["failureCode"]
+        == "MissingLayerDigest"
+    )
+    push_blob(ecr, other, b"shared content")  # deduplicated in storage, but now usable in `other`
+    assert ecr.batch_check_layer_availability(repositoryName=other, layerDigests=[digest_of(b"shared content")])[
+        "layers"
+    ]
+
+
+def test_unknown_and_foreign_uploads(ecr: Any, ecr_other: Any, repo: str) -> None:
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):
+        upload(ecr, repo, b"x", 0, UPLOAD)
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=UPLOAD, layerDigests=[digest_of(b"x")])
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    other_repo = repo + "-second"
+    ecr.create_repository(repositoryName=other_repo)
+    with pytest.raises(ecr.exceptions.UploadNotFoundException):  # an upload belongs to its repository
+        upload(ecr, other_repo, b"x", 0, upload_id)
+    with pytest.raises(ecr_other.exceptions.RepositoryNotFoundException):
+        ecr_other.upload_layer_part(
+            registryId="111122223333",
+            repositoryName=repo,
+            uploadId=upload_id,
+            partFirstByte=0,
+            partLastByte=0,
+            layerPartBlob=b"x",
+        )
+
+
+def test_unknown_registry_and_repository(ecr: Any) -> None:
+    with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+        ecr.initiate_layer_upload(repositoryName="test/nowhere")
+    with pytest.raises(ecr.exceptions.RegistryNotFoundException):
+        ecr.initiate_layer_upload(registryId="no-such-alias", repositoryName="test/nowhere")
+
+
+def test_layer_part_size_limit_reaches_the_server(pier: Any, repo: str) -> None:
+    import base64
+
+    from tests.conftest import OWNER
+    from tests.signing import call
+
+    part = base64.b64encode(b"x" * (20 * MIB + 1)).decode()
+    response = call(
+        pier.url,
+        OWNER,
+        "UploadLayerPart",
+        {
+            "repositoryName": repo,
+            "uploadId": UPLOAD,
+            "partFirstByte": 0,
+            "partLastByte": 20 * MIB,
+            "layerPartBlob": part,
+        },
+    )
+    assert response.status_code == 400
+    assert "layerPartBlob" in response.json()["message"]
+
+
+def test_batch_check_reports_each_digest(ecr: Any, repo: str) -> None:
+    digest = push_blob(ecr, repo, b"present")
+    answer = ecr.batch_check_layer_availability(
+        repositoryName=repo, layerDigests=[digest, digest_of(b"absent"), "sha256:xyz", "md5:abc"]
+    )
+    assert [layer["layerDigest"] for layer in answer["layers"]] == [digest]
+    assert {f["layerDigest"]: f["failureCode"] for f in answer["failures"]} == {
+        digest_of(b"absent"): "MissingLayerDigest",
+        "sha256:xyz": "InvalidLayerDigest",
+        "md5:abc": "InvalidLayerDigest",
+    }
