@@ -56,7 +56,7 @@ def verify(
     method: str,
     url: str,
     headers: Sequence[tuple[str, str]],
-    body: bytes,
+    body: bytes | bytearray,
     now: datetime.datetime,
 ) -> Account:
     """The account that signed this request; ApiError otherwise."""
@@ -137,11 +137,16 @@ def verify(
             "The provided x-amz-content-sha256 header does not match what was computed.",
         )
 
+    # botocore takes the payload hash from X-Amz-Content-SHA256 when present, so it never needs (or
+    # copies) the body; only the names in SignedHeaders enter the canonical headers.
     request = AWSRequest(
         method=method,
         url=url,
-        data=body,
-        headers=HTTPHeaders.from_pairs([(n, v) for n, v in headers if n.lower() in signed]),
+        data=b"",
+        headers=HTTPHeaders.from_pairs(
+            [(n, v) for n, v in headers if n.lower() in signed and n.lower() != "x-amz-content-sha256"]
+            + [("X-Amz-Content-SHA256", body_hash)]
+        ),
     )
     request.context["timestamp"] = stamp
     signer = _ClientSignedHeaders(Credentials(access_key, account.secret_access_key), region, signed)
