@@ -19,6 +19,7 @@ from pier.config import Config
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
 from pier.core.tokens import TokenSigner
+from pier.oci import routes as oci
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.sql import SqlMetadataStore
 from pier.web import routes as web
@@ -65,6 +66,7 @@ def create_app(config: Config) -> Starlette:
             Route("/", home, methods=["GET", "HEAD"]),
             Route("/healthz", web.healthz, methods=["GET", "HEAD"]),
             Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"]),
+            *oci.ROUTES,
         ],
         lifespan=lifespan,
     )

@@ -7,8 +7,12 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     ├── InvalidParameter            a value is well-formed for the wire but wrong for pier
     │   ├── InvalidTagParameter
     │   ├── InvalidNextToken
+    │   ├── SizeInvalid             a body whose length is not the one declared
     │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
+    ├── AuthenticationRequired      anonymous, and the action needs an account
+    ├── AccessDenied                an account without the right to this action here
     ├── NotFound
+    │   ├── BlobNotFound
     │   ├── RegistryNotFound
     │   ├── RepositoryNotFound
     │   ├── RepositoryPolicyNotFound
@@ -55,14 +59,37 @@ class InvalidNextToken(InvalidParameter):
         super().__init__("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid token'")
 
 
+class SizeInvalid(InvalidParameter):
+    def __init__(self, declared: int, received: int) -> None:
+        super().__init__(f"The request declared {declared} bytes but sent {received}")
+
+
 class ManifestInvalid(InvalidParameter):
     def __init__(self, reason: str) -> None:
         super().__init__(f"Invalid parameter at 'imageManifest' failed to satisfy constraint: {reason}")
         self.reason = reason
 
 
+class AuthenticationRequired(PierError):
+    def __init__(self, action: str) -> None:
+        super().__init__(f"Authentication is required to {action}")
+        self.action = action
+
+
+class AccessDenied(PierError):
+    def __init__(self, action: str, repository: str) -> None:
+        super().__init__(f"The caller may not {action} {repository}")
+        self.action = action
+
+
 class NotFound(PierError):
     pass
+
+
+class BlobNotFound(NotFound):
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"The blob {digest} is not in the repository")
+        self.digest = digest
 
 
 class ImageNotFound(NotFound):

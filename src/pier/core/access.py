@@ -7,7 +7,10 @@ caller learns nothing about what exists in registries it may not use.
 
 from __future__ import annotations
 
+import enum
+
 from pier import errors
+from pier.core import limits
 from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.storage.metadata import RepositoryRow
@@ -40,4 +43,30 @@ def find_repository(
     row = core.meta.get_repository(target, name) if target == caller.id else None
     if row is None:
         raise errors.RepositoryNotFound(target, name)
+    return row
+
+
+class Action(enum.Enum):
+    PULL = "pull"  # read manifests, blobs, tags, referrers: anyone, as ECR Public is public
+    PUSH = "push"  # upload blobs, put manifests: the owner
+    DELETE = "delete"  # delete manifests, tags, blobs: the owner
+
+
+def repository_by_path(core: Core, caller: Account | None, path: str, action: Action) -> RepositoryRow:
+    """The repository `<alias>/<name>` names, if the caller may do `action` on it.
+
+    The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
+    client logs in before anything else); an account without the right gets AccessDenied.
+    """
+    if action is not Action.PULL and caller is None:
+        raise errors.AuthenticationRequired(f"{action.value} {path}")
+    alias, _, name = path.partition("/")
+    account = core.accounts.by_alias(alias)
+    if account is None or not limits.is_repository_name(name):
+        raise errors.RepositoryNotFound(alias, name or path)
+    row = core.meta.get_repository(account.id, name)
+    if row is None:
+        raise errors.RepositoryNotFound(account.id, name)
+    if action is not Action.PULL and (caller is None or caller.id != account.id):
+        raise errors.AccessDenied(action.value, path)
     return row

@@ -219,3 +219,98 @@ def _delete_one(core: Core, repository: RepositoryRow, image_id: ImageId) -> lis
         )
     core.meta.delete_image(image.id)
     return [ImageId(image.digest, t) for t in image.tags] or [ImageId(image.digest, None)]
+
+
+# The OCI door's view of images
+
+
+def is_digest_reference(reference: str) -> bool:
+    return reference.startswith("sha256:")
+
+
+def get_manifest(core: Core, repository: RepositoryRow, reference: str, accepted: set[str] | None) -> ImageRow:
+    """The manifest a tag or digest names, in a form the client accepts.
+
+    `accepted` is the set of media types in the Accept header (None: anything). A client that cannot take
+    an index gets the index's linux/amd64 image when it accepts that, as Docker registries have always
+    done; otherwise the manifest is unknown to it.
+    """
+    if is_digest_reference(reference):
+        image_id = ImageId(digest=reference)
+    elif limits.is_image_tag(reference):
+        image_id = ImageId(tag=reference)
+    else:
+        raise errors.ImageNotFound(repository.registry_id, repository.name, reference)
+    image = find_image(core, repository, image_id, with_manifest=True)
+    if accepted is None or image.media_type in accepted:
+        return image
+    if image.media_type in manifests.INDEX_TYPES and image.manifest is not None:
+        index = manifests.parse(image.manifest, image.media_type)
+        for entry in index.manifests:
+            platform = entry.platform or {}
+            if entry.media_type in accepted and (platform.get("os"), platform.get("architecture")) == (
+                "linux",
+                "amd64",
+            ):
+                return find_image(core, repository, ImageId(digest=entry.digest), with_manifest=True)
+    raise errors.ImageNotFound(
+        repository.registry_id, repository.name, f"{reference} (stored as {image.media_type}, not accepted)"
+    )
+
+
+def put_manifest(
+    core: Core,
+    repository: RepositoryRow,
+    reference: str,
+    data: bytes,
+    content_type: str | None,
+    extra_tags: Sequence[str] = (),
+) -> PutResult:
+    """PUT /v2/<name>/manifests/<reference>[?tag=...]: pushing what is there already is fine."""
+    digest, tag = (reference, None) if is_digest_reference(reference) else (None, reference)
+    media_type = content_type if content_type in manifests.MANIFEST_TYPES else None
+    result = put_image(core, repository, data, media_type, tag, digest)
+    for extra in extra_tags:
+        put_image(core, repository, data, media_type, extra, None)
+    return result
+
+
+def delete_manifest(core: Core, repository: RepositoryRow, reference: str) -> None:
+    """By digest: the image and its tags. By tag: only the tag (the image stays, untagged)."""
+    if not is_digest_reference(reference):
+        find_image(core, repository, ImageId(tag=reference))
+        core.meta.remove_tag(repository.id, reference)
+        return
+    image = find_image(core, repository, ImageId(digest=reference))
+    indexes = core.meta.indexes_referencing(repository.id, image.digest)
+    if indexes:
+        raise errors.InvalidParameter(f"The manifest is listed by the index(es) {', '.join(indexes)}")
+    core.meta.delete_image(image.id)
+
+
+def list_tags(core: Core, repository: RepositoryRow, last: str | None, n: int | None) -> tuple[list[str], bool]:
+    """Tag names in lexical order after `last`, at most `n` (capped); and whether more follow."""
+    size = limits.PAGE_MAX if n is None else min(n, limits.PAGE_MAX)
+    if size <= 0:
+        return [], False
+    rows = core.meta.list_tag_names(repository.id, last, size + 1)
+    return rows[:size], len(rows) > size
+
+
+def referrers(core: Core, repository: RepositoryRow, digest: str, artifact_type: str | None) -> list[dict[str, object]]:
+    """Descriptors of the manifests whose subject is `digest`, optionally of one artifactType."""
+    if not is_sha256(digest):
+        raise errors.InvalidParameter(f"'{digest}' is not a sha256 digest")
+    found = []
+    for image in core.meta.referrers(repository.id, digest):
+        if artifact_type is not None and image.artifact_type != artifact_type:
+            continue
+        manifest = image.manifest or b""
+        parsed = manifests.parse(manifest, image.media_type)
+        descriptor: dict[str, object] = {"mediaType": image.media_type, "digest": image.digest, "size": len(manifest)}
+        if image.artifact_type:
+            descriptor["artifactType"] = image.artifact_type
+        if parsed.annotations:
+            descriptor["annotations"] = parsed.annotations
+        found.append(descriptor)
+    return found

@@ -43,11 +43,21 @@ def find(core: Core, repository: RepositoryRow, upload_id: str) -> UploadRow:
     return upload
 
 
-def append(core: Core, repository: RepositoryRow, upload_id: str, offset: int, parts: Iterable[bytes]) -> int:
-    """Append bytes at `offset`, which must be where the upload stands; the new size once durable."""
+def append(
+    core: Core,
+    repository: RepositoryRow,
+    upload_id: str,
+    offset: int | None,
+    parts: Iterable[bytes],
+    expected_length: int | None = None,
+) -> int:
+    """Append bytes at `offset` (None: wherever the upload stands); the new size once durable.
+
+    With expected_length, a body of any other length is SizeInvalid and nothing of it is kept.
+    """
     with core.locks.hold(upload_id):
         upload = find(core, repository, upload_id)
-        if offset != upload.size:
+        if offset is not None and offset != upload.size:
             raise errors.InvalidLayerPart(
                 repository.registry_id,
                 repository.name,
@@ -67,6 +77,8 @@ def append(core: Core, repository: RepositoryRow, upload_id: str, offset: int, p
                 if size > limits.MAX_LAYER_SIZE:
                     raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
                 writer.write(part)
+            if expected_length is not None and size - upload.size != expected_length:
+                raise errors.SizeInvalid(expected_length, size - upload.size)
         except BaseException:
             writer.abort()
             raise
@@ -104,6 +116,10 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
         except UploadMissing:
             raise errors.UploadNotFound(upload_id) from None
         return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock())
+
+
+def size_of(core: Core, repository: RepositoryRow, upload_id: str) -> int:
+    return find(core, repository, upload_id).size
 
 
 def cancel(core: Core, upload: UploadRow) -> None:

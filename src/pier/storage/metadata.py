@@ -146,6 +146,11 @@ class MetadataStore(Protocol):
     def get_repository_blobs(self, repository_id: int, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         """digest -> (size, media type if known) for those of `digests` the repository has."""
 
+    def images_using_blob(self, repository_id: int, digest: str) -> list[str]:
+        """Digests of the repository's images whose config or layers are `digest`."""
+
+    def remove_repository_blob(self, repository_id: int, digest: str) -> None: ...
+
     # Images
     def put_image(
         self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
@@ -164,7 +169,12 @@ class MetadataStore(Protocol):
     def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
         """Tags in name order, with their images, starting after `after_tag`."""
 
+    def list_tag_names(self, repository_id: int, after_tag: str | None, limit: int) -> list[str]: ...
+
     def has_images(self, repository_id: int) -> bool: ...
+
+    def referrers(self, repository_id: int, subject_digest: str) -> list[ImageRow]:
+        """Images whose subject is `subject_digest`, with their manifests."""
 
     def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
         """Digests of the indexes in the repository that list `digest`."""

@@ -245,6 +245,22 @@ class SqlMetadataStore:
         with self.engine.connect() as conn:
             return {digest: (size, media_type) for digest, size, media_type in conn.execute(query)}
 
+    def images_using_blob(self, repository_id: int, digest: str) -> list[str]:
+        used = schema.image_blobs
+        query = (
+            select(_images.c.digest)
+            .join(used, used.c.image_id == _images.c.id)
+            .where(_images.c.repository_id == repository_id, used.c.digest == digest)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def remove_repository_blob(self, repository_id: int, digest: str) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                delete(_repo_blobs).where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == digest)
+            )
+
     # Images
 
     def put_image(
@@ -354,12 +370,26 @@ class SqlMetadataStore:
             }
         return [TagRow(tag, created_at, images[image_id]) for tag, created_at, image_id in tags]
 
+    def list_tag_names(self, repository_id: int, after_tag: str | None, limit: int) -> list[str]:
+        query = select(_image_tags.c.tag).where(_image_tags.c.repository_id == repository_id)
+        if after_tag is not None:
+            query = query.where(_image_tags.c.tag > after_tag)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).scalars())
+
     def has_images(self, repository_id: int) -> bool:
         with self.engine.connect() as conn:
             return (
                 conn.execute(select(_images.c.id).where(_images.c.repository_id == repository_id).limit(1)).first()
                 is not None
             )
+
+    def referrers(self, repository_id: int, subject_digest: str) -> list[ImageRow]:
+        query = select(*_images.c).where(
+            _images.c.repository_id == repository_id, _images.c.subject_digest == subject_digest
+        )
+        with self.engine.connect() as conn:
+            return self._images(conn, query.order_by(_images.c.id))
 
     def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
         children = schema.image_children

@@ -1,0 +1,53 @@
+"""Blobs as a repository sees them: which it may serve, mounting from another, unlinking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pier import errors
+from pier.core.context import Core
+from pier.digests import is_sha256
+from pier.storage.metadata import RepositoryRow
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    digest: str
+    size: int
+    local_path: Path | None  # a file the server may send as is
+
+
+def check_digest(digest: str) -> None:
+    if not is_sha256(digest):
+        raise errors.InvalidParameter(f"'{digest}' is not a sha256 digest (sha256:<64 lowercase hex digits>)")
+
+
+def stat(core: Core, repository: RepositoryRow, digest: str) -> BlobInfo:
+    """The blob if the repository may serve it; BlobNotFound otherwise (also for blobs of other repositories)."""
+    check_digest(digest)
+    found = core.meta.get_repository_blobs(repository.id, [digest])
+    if digest not in found:
+        raise errors.BlobNotFound(digest)
+    return BlobInfo(digest, found[digest][0], core.blobs.local_path(digest))
+
+
+def mount(core: Core, source: RepositoryRow, target: RepositoryRow, digest: str) -> bool:
+    """Let `target` use a blob `source` has, without moving bytes; False if `source` lacks it."""
+    check_digest(digest)
+    found = core.meta.get_repository_blobs(source.id, [digest])
+    if digest not in found:
+        return False
+    core.meta.add_repository_blob(target.id, digest, found[digest][0], core.clock())
+    return True
+
+
+def unlink(core: Core, repository: RepositoryRow, digest: str) -> None:
+    """Stop the repository using a blob. Refused while one of its images needs it, so nothing breaks."""
+    stat(core, repository, digest)
+    users = core.meta.images_using_blob(repository.id, digest)
+    if users:
+        raise errors.InvalidParameter(
+            f"The blob {digest} is used by image(s) {', '.join(users[:5])}; delete those images first"
+        )
+    core.meta.remove_repository_blob(repository.id, digest)

@@ -1,0 +1,109 @@
+"""ECR Public's authentication for /v2/: Bearer tokens from /token, anonymous pull, Basic AWS:<password>.
+
+A token carries who it was issued to (an account, or nobody), not a narrowed list of actions: each
+request is then allowed what that caller may do, as ECR does. So a client that keeps its first token
+(oras-py keeps one got for a pull) can still push with it when its user may push.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pier.core import registries
+from pier.core.accounts import Account
+from pier.core.context import Core
+from pier.core.tokens import InvalidToken
+from pier.oci.errors import OciError, respond
+
+BEARER_PURPOSE = "bearer"
+BEARER_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: Account | None  # None: anonymous
+    presented: bool  # some valid credential (an anonymous token counts) came with the request
+
+
+def challenge(core: Core, scope: str | None = None) -> dict[str, str]:
+    value = f'Bearer realm="{core.public_url}/token",service="{core.public_host}"'
+    if scope:
+        value += f',scope="{scope}"'
+    return {"WWW-Authenticate": value}
+
+
+def unauthorized(core: Core, message: str, scope: str | None = None) -> OciError:
+    return OciError("UNAUTHORIZED", 401, message, challenge(core, scope))
+
+
+async def identify(core: Core, request: Request) -> Identity:
+    """Who is calling; bad credentials are a 401 with the challenge (never silently anonymous)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if not header:
+        return Identity(None, False)
+    if scheme.lower() == "bearer":
+        try:
+            claims = await run_in_threadpool(core.signer.verify, BEARER_PURPOSE, value.strip())
+        except InvalidToken:
+            raise unauthorized(core, "The bearer token is invalid or expired") from None
+        account_id = claims.get("a")
+        account = core.accounts.by_id(str(account_id)) if account_id else None
+        if account_id and account is None:
+            raise unauthorized(core, "The bearer token names an unknown account")
+        return Identity(account, True)
+    if scheme.lower() == "basic":
+        account = await run_in_threadpool(basic_account, core, value.strip())
+        if account is None:
+            raise unauthorized(core, "Invalid username or password: use AWS and a password from get-login-password")
+        return Identity(account, True)
+    raise unauthorized(core, f"Unsupported authorization scheme {scheme!r}")
+
+
+def basic_account(core: Core, value: str) -> Account | None:
+    try:
+        username, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return registries.account_for_password(core, password) if username == "AWS" else None
+
+
+def issue(core: Core, account: Account | None, scope: str | None) -> dict[str, object]:
+    claims = {"a": account.id if account else None, "scope": scope}
+    token = core.signer.sign(BEARER_PURPOSE, claims, ttl=BEARER_SECONDS)
+    issued_at = datetime.datetime.fromtimestamp(core.clock(), datetime.UTC).isoformat().replace("+00:00", "Z")
+    return {"token": token, "access_token": token, "expires_in": BEARER_SECONDS, "issued_at": issued_at}
+
+
+async def token(request: Request) -> Response:
+    """GET /token?service=&scope= (Docker), and POST /token with an OAuth2 password grant (containerd)."""
+    core: Core = request.app.state.core
+    account: Account | None = None
+    scope = request.query_params.get("scope")
+    if request.method == "POST":
+        form = await request.form()
+        scope = str(form.get("scope") or scope or "") or None
+        username, password = str(form.get("username") or ""), str(form.get("password") or "")
+        if form.get("grant_type") == "password":
+            account = await run_in_threadpool(registries.account_for_password, core, password)
+            if username != "AWS" or account is None:
+                return _denied(core)
+    elif request.headers.get("authorization"):
+        scheme, _, value = request.headers["authorization"].partition(" ")
+        account = await run_in_threadpool(basic_account, core, value.strip()) if scheme.lower() == "basic" else None
+        if account is None:
+            return _denied(core)
+    body = await run_in_threadpool(issue, core, account, scope)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _denied(core: Core) -> Response:
+    error = unauthorized(core, "Invalid username or password: use AWS and a password from get-login-password")
+    return respond(error)

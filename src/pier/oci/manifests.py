@@ -1,0 +1,57 @@
+"""GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from pier import errors
+from pier.core import images, limits
+from pier.oci.context import OciRequest
+from pier.oci.errors import OciError
+from pier.web.streams import read_limited
+
+
+def accepted_types(ctx: OciRequest) -> set[str] | None:
+    """The media types the client accepts; None for anything. Several Accept lines are merged (skopeo)."""
+    values = ",".join(ctx.request.headers.getlist("accept"))
+    types = {part.split(";")[0].strip() for part in values.split(",") if part.strip()}
+    return None if not types or "*/*" in types else types
+
+
+async def get_manifest(ctx: OciRequest) -> Response:
+    reference = ctx.request.path_params["reference"]
+    image = await run_in_threadpool(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx))
+    manifest = image.manifest or b""
+    headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
+    body = b"" if ctx.request.method == "HEAD" else manifest
+    return Response(body, 200, headers, media_type=image.media_type)
+
+
+async def put_manifest(ctx: OciRequest) -> Response:
+    reference = ctx.request.path_params["reference"]
+    data = await read_limited(ctx.request, limits.MANIFEST_MAX_BYTES)
+    if data is None:
+        raise OciError("MANIFEST_INVALID", 413, f"A manifest may be at most {limits.MANIFEST_MAX_BYTES} bytes")
+    content_type = ctx.request.headers.get("content-type", "").split(";")[0].strip() or None
+    extra_tags = ctx.request.query_params.getlist("tag")
+    try:
+        result = await run_in_threadpool(
+            images.put_manifest, ctx.core, ctx.repository, reference, data, content_type, extra_tags
+        )
+    except errors.ManifestInvalid:
+        raise
+    except errors.InvalidParameter as error:  # a bad tag, a media type the body contradicts
+        raise OciError("MANIFEST_INVALID", 400, error.message) from None
+    headers = {"Location": ctx.url(f"/v2/{ctx.name}/manifests/{result.digest}"), "Docker-Content-Digest": result.digest}
+    if result.subject_digest:
+        headers["OCI-Subject"] = result.subject_digest
+    if extra_tags:
+        headers["OCI-Tag"] = ", ".join(extra_tags)
+    return Response(b"", 201, headers)
+
+
+async def delete_manifest(ctx: OciRequest) -> Response:
+    reference = ctx.request.path_params["reference"]
+    await run_in_threadpool(images.delete_manifest, ctx.core, ctx.repository, reference)
+    return Response(b"", 202)

@@ -1,0 +1,23 @@
+"""GET /v2/<name>/referrers/<digest>[?artifactType=]: the manifests whose subject is <digest>."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from pier import errors
+from pier.core import images, manifests
+from pier.oci.context import OciRequest
+from pier.oci.errors import OciError
+
+
+async def get_referrers(ctx: OciRequest) -> Response:
+    digest = ctx.request.path_params["digest"]
+    artifact_type = ctx.request.query_params.get("artifactType")
+    try:
+        found = await run_in_threadpool(images.referrers, ctx.core, ctx.repository, digest, artifact_type)
+    except errors.InvalidParameter as error:
+        raise OciError("DIGEST_INVALID", 400, error.message) from None
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
+    body = {"schemaVersion": 2, "mediaType": manifests.OCI_INDEX, "manifests": found}
+    return JSONResponse(body, headers=headers, media_type=manifests.OCI_INDEX)

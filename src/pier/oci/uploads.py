@@ -1,0 +1,139 @@
+"""Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from pier import errors
+from pier.core import blobs, uploads
+from pier.core.access import Action, repository_by_path
+from pier.oci.context import OciRequest
+from pier.oci.errors import OciError
+from pier.web.streams import consume_body
+
+UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
+CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def _location(ctx: OciRequest, upload_id: str) -> str:
+    return ctx.url(f"/v2/{ctx.name}/blobs/uploads/{upload_id}")
+
+
+def _progress(ctx: OciRequest, upload_id: str, size: int) -> dict[str, str]:
+    return {"Location": _location(ctx, upload_id), "Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": upload_id}
+
+
+def _upload_id(ctx: OciRequest) -> str:
+    upload_id: str = ctx.request.path_params["upload_id"]
+    if not UPLOAD_ID.fullmatch(upload_id):
+        raise errors.UploadNotFound(upload_id)
+    return upload_id
+
+
+def _digest_param(ctx: OciRequest) -> str:
+    digest = ctx.request.query_params.get("digest", "")
+    try:
+        blobs.check_digest(digest)
+    except errors.InvalidParameter as error:
+        raise OciError("DIGEST_INVALID", 400, error.message) from None
+    return digest
+
+
+def _has_body(ctx: OciRequest) -> bool:
+    length = ctx.request.headers.get("content-length")
+    return (length is not None and length != "0") or "chunked" in ctx.request.headers.get("transfer-encoding", "")
+
+
+async def _append(ctx: OciRequest, upload_id: str) -> int:
+    """Append the request body where Content-Range says (or at the end); 416 when that is not the end."""
+    offset = expected = None
+    if (content_range := ctx.request.headers.get("content-range")) is not None:
+        match = CONTENT_RANGE.fullmatch(content_range.strip())
+        if not match or int(match[2]) < int(match[1]):
+            raise OciError("BLOB_UPLOAD_INVALID", 400, f"Content-Range {content_range!r} is not start-end")
+        offset, expected = int(match[1]), int(match[2]) - int(match[1]) + 1
+    length = ctx.request.headers.get("content-length")
+    if length is not None and length.isdigit() and expected is None and offset is None:
+        expected = int(length)
+
+    def write(parts: Iterator[bytes]) -> int:
+        return uploads.append(ctx.core, ctx.repository, upload_id, offset, parts, expected)
+
+    try:
+        return await consume_body(ctx.request, write)
+    except errors.InvalidLayerPart:
+        size = await run_in_threadpool(uploads.size_of, ctx.core, ctx.repository, upload_id)
+        raise OciError(
+            "BLOB_UPLOAD_INVALID",
+            416,
+            f"The upload has {size} bytes; send the chunk that follows",
+            _progress(ctx, upload_id, size),
+        ) from None
+
+
+async def _finish(ctx: OciRequest, upload_id: str, digest: str) -> Response:
+    await run_in_threadpool(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    headers = {"Location": ctx.url(f"/v2/{ctx.name}/blobs/{digest}"), "Docker-Content-Digest": digest}
+    return Response(b"", 201, headers)
+
+
+async def post_blob_upload(ctx: OciRequest) -> Response:
+    query = ctx.request.query_params
+    if "mount" in query and "from" in query:
+        mounted = await run_in_threadpool(_mount, ctx, query["mount"], query["from"])
+        if mounted:
+            headers = {
+                "Location": ctx.url(f"/v2/{ctx.name}/blobs/{query['mount']}"),
+                "Docker-Content-Digest": query["mount"],
+            }
+            return Response(b"", 201, headers)
+    digest = _digest_param(ctx) if "digest" in query else None
+    upload_id = await run_in_threadpool(uploads.start, ctx.core, ctx.repository)
+    if digest is None:
+        return Response(b"", 202, _progress(ctx, upload_id, 0))
+    await _append(ctx, upload_id)
+    return await _finish(ctx, upload_id, digest)
+
+
+def _mount(ctx: OciRequest, digest: str, source_name: str) -> bool:
+    """Mount from a repository the caller may pull; any failure falls back to a normal upload (202)."""
+    try:
+        source = repository_by_path(ctx.core, ctx.caller, source_name, Action.PULL)
+        return blobs.mount(ctx.core, source, ctx.repository, digest)
+    except errors.PierError:
+        return False
+
+
+async def patch_blob_upload(ctx: OciRequest) -> Response:
+    upload_id = _upload_id(ctx)
+    size = await _append(ctx, upload_id)
+    return Response(b"", 202, _progress(ctx, upload_id, size))
+
+
+async def put_blob_upload(ctx: OciRequest) -> Response:
+    upload_id = _upload_id(ctx)
+    digest = _digest_param(ctx)
+    if _has_body(ctx):
+        await _append(ctx, upload_id)
+    return await _finish(ctx, upload_id, digest)
+
+
+async def get_blob_upload(ctx: OciRequest) -> Response:
+    upload_id = _upload_id(ctx)
+    size = await run_in_threadpool(uploads.size_of, ctx.core, ctx.repository, upload_id)
+    return Response(b"", 204, _progress(ctx, upload_id, size))
+
+
+async def delete_blob_upload(ctx: OciRequest) -> Response:
+    upload_id = _upload_id(ctx)
+
+    def cancel() -> None:
+        uploads.cancel(ctx.core, uploads.find(ctx.core, ctx.repository, upload_id))
+
+    await run_in_threadpool(cancel)
+    return Response(b"", 204)
