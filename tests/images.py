@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -53,11 +54,15 @@ def layer(files: dict[str, bytes] | None = None, random_bytes: int = 0, docker: 
     return Blob(gzip.compress(buffer.getvalue(), mtime=0), media_type)
 
 
-def config(architecture: str = "amd64", os_name: str = "linux", docker: bool = False) -> Blob:
+def config(
+    architecture: str = "amd64", os_name: str = "linux", docker: bool = False, layers: list[Blob] | None = None
+) -> Blob:
+    """An image config; with `layers`, its rootfs lists their uncompressed digests, as runtimes require."""
+    diff_ids = [digest_of(gzip.decompress(blob.data)) for blob in layers or []]
     body = {
         "architecture": architecture,
         "os": os_name,
-        "rootfs": {"type": "layers", "diff_ids": []},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "config": {"Cmd": ["/bin/sh"]},
     }
     media_type = (
@@ -138,7 +143,7 @@ def push_image(
     blobs = [
         layer({f"f{i}": f"{repository}:{tag}:{architecture}:{i}".encode()}, random_bytes, docker) for i in range(layers)
     ]
-    config_blob = config(architecture, docker=docker)
+    config_blob = config(architecture, docker=docker, layers=blobs)
     for blob in [*blobs, config_blob]:
         existing = ecr.batch_check_layer_availability(repositoryName=repository, layerDigests=[blob.digest])
         if not existing["layers"]:
@@ -149,3 +154,27 @@ def push_image(
         arguments["imageTag"] = tag
     ecr.put_image(**arguments)
     return manifest, len(config_blob.data) + sum(len(b.data) for b in blobs)
+
+
+def write_layout(path: Path, refs: dict[str, bytes], blobs: list[bytes], index_type: str = OCI_MANIFEST) -> None:
+    """An OCI image layout: refs maps a tag to a manifest (or index) whose blobs are all in `blobs`."""
+    (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for data in [*blobs, *refs.values()]:
+        (path / "blobs" / "sha256" / digest_of(data)[7:]).write_bytes(data)
+    entries = []
+    for tag, data in refs.items():
+        media_type = json.loads(data).get("mediaType", index_type)
+        entries.append(
+            {
+                "mediaType": media_type,
+                "digest": digest_of(data),
+                "size": len(data),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        )
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
+
+
+def layout_blobs(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (path / "blobs" / "sha256").iterdir()}

@@ -8,6 +8,7 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     │   ├── InvalidTagParameter
     │   ├── InvalidNextToken
     │   ├── SizeInvalid             a body whose length is not the one declared
+    │   ├── NameInvalid             not <alias>/<repository> with ECR's name rules
     │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
     ├── AuthenticationRequired      anonymous, and the action needs an account
     ├── AccessDenied                an account without the right to this action here
@@ -57,6 +58,11 @@ class InvalidTagParameter(InvalidParameter):
 class InvalidNextToken(InvalidParameter):
     def __init__(self) -> None:
         super().__init__("Invalid parameter at 'nextToken' failed to satisfy constraint: 'Invalid token'")
+
+
+class NameInvalid(InvalidParameter):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"'{name}' is not <alias>/<repository>: lowercase letters, digits and . _ - / separators")
 
 
 class SizeInvalid(InvalidParameter):

@@ -61,9 +61,11 @@ def repository_by_path(core: Core, caller: Account | None, path: str, action: Ac
     if action is not Action.PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action.value} {path}")
     alias, _, name = path.partition("/")
+    if not limits.is_alias(alias) or not limits.is_repository_name(name):
+        raise errors.NameInvalid(path)
     account = core.accounts.by_alias(alias)
-    if account is None or not limits.is_repository_name(name):
-        raise errors.RepositoryNotFound(alias, name or path)
+    if account is None:
+        raise errors.RepositoryNotFound(alias, name)
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.core.tokens import InvalidToken
 from pier.oci.errors import OciError, respond
+from pier.web.streams import read_limited
 
 BEARER_PURPOSE = "bearer"
 BEARER_SECONDS = 3600
@@ -88,9 +90,10 @@ async def token(request: Request) -> Response:
     account: Account | None = None
     scope = request.query_params.get("scope")
     if request.method == "POST":
-        form = await request.form()
-        scope = str(form.get("scope") or scope or "") or None
-        username, password = str(form.get("username") or ""), str(form.get("password") or "")
+        raw = await read_limited(request, 64 * 1024)
+        form = {k: v[0] for k, v in parse_qs((raw or b"").decode("utf-8", "replace")).items()}
+        scope = form.get("scope") or scope
+        username, password = form.get("username", ""), form.get("password", "")
         if form.get("grant_type") == "password":
             account = await run_in_threadpool(registries.account_for_password, core, password)
             if username != "AWS" or account is None:

@@ -42,6 +42,7 @@ TABLE: list[tuple[type[errors.PierError], str, int]] = [
     (errors.SizeInvalid, "SIZE_INVALID", 400),
     (errors.InvalidLayerPart, "BLOB_UPLOAD_INVALID", 416),
     (errors.ManifestInvalid, "MANIFEST_INVALID", 400),
+    (errors.NameInvalid, "NAME_INVALID", 400),
     (errors.LimitExceeded, "DENIED", 403),
     (errors.InvalidParameter, "UNSUPPORTED", 400),
 ]
