@@ -6,16 +6,21 @@ side effects and each test (or worker) gets its own.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pier.api import dispatch
 from pier.config import Config
+from pier.core import uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
 from pier.core.tokens import TokenSigner
@@ -23,6 +28,11 @@ from pier.oci import routes as oci
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.sql import SqlMetadataStore
 from pier.web import routes as web
+from pier.web.audit import AuditLog
+from pier.web.limits import HeaderLimit
+from pier.web.ratelimit import RateLimits
+
+log = logging.getLogger("pier")
 
 
 def build_core(config: Config) -> Core:
@@ -39,6 +49,8 @@ def build_core(config: Config) -> Core:
         public_host=config.public_host,
         max_repositories=config.max_repositories,
         max_images=config.max_images_per_repository,
+        max_uploads=config.max_uploads_per_repository,
+        upload_expiry=config.upload_expiry_seconds,
     )
 
 
@@ -50,14 +62,33 @@ async def home(request: Request) -> Response:
     )
 
 
+async def expire_uploads(core: Core) -> None:
+    """Every so often, remove uploads that have been idle past the expiry."""
+    interval = min(core.upload_expiry / 4, 600)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(uploads.expire, core)
+        except Exception:
+            log.exception("expiring uploads failed; trying again later")
+
+
 def create_app(config: Config) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         core = build_core(config)
         app.state.core = core
+        app.state.config = config
+        app.state.rate_limits = RateLimits(
+            config.rate_limit_anonymous, config.rate_limit_authenticated, config.rate_limit_burst
+        )
+        app.state.audit = AuditLog(config.effective_audit_log)
+        sweeper = asyncio.create_task(expire_uploads(core))
         try:
             yield
         finally:
+            sweeper.cancel()
+            app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 
     return Starlette(
@@ -69,4 +100,5 @@ def create_app(config: Config) -> Starlette:
             *oci.ROUTES,
         ],
         lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit)],
     )

@@ -67,6 +67,19 @@ class Config:
     # Quota of images in one repository (ECR Public's default).
     max_images_per_repository: int = limits.IMAGES_PER_REPOSITORY
     log_level: str = "info"  # debug, info, warning, error
+    # Requests per second per client address (a burst of rate_limit_burst is allowed). 0 turns a limit
+    # off, the default for local use. ECR Public allows anonymous clients 1 pull/s, logged-in ones 10.
+    # Counted: manifest, tag and referrer reads, token requests, API calls (blob downloads are not).
+    rate_limit_anonymous: float = 0.0
+    rate_limit_authenticated: float = 0.0
+    rate_limit_burst: int = 20
+    # Uploads in progress at once in one repository, and how long an idle one is kept.
+    max_uploads_per_repository: int = limits.UPLOADS_PER_REPOSITORY
+    upload_expiry_seconds: int = limits.UPLOAD_EXPIRY_SECONDS
+    # Lifetime of the bearer tokens /token issues.
+    token_ttl_seconds: int = 3600
+    # JSON lines, one per mutating call (who, what, result). Default: <data-dir>/audit.log.
+    audit_log: str = ""
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
 
     @property
@@ -83,6 +96,10 @@ class Config:
         return self.database_url or f"sqlite:///{(self.data_dir / 'pier.db').resolve()}"
 
     @property
+    def effective_audit_log(self) -> Path:
+        return Path(self.audit_log) if self.audit_log else self.data_dir / "audit.log"
+
+    @property
     def default_account(self) -> AccountConfig:
         return self.accounts[0]
 
@@ -97,6 +114,13 @@ _SCALARS = {
     "max_repositories": int,
     "max_images_per_repository": int,
     "log_level": str,
+    "rate_limit_anonymous": float,
+    "rate_limit_authenticated": float,
+    "rate_limit_burst": int,
+    "max_uploads_per_repository": int,
+    "upload_expiry_seconds": int,
+    "token_ttl_seconds": int,
+    "audit_log": str,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -166,6 +190,11 @@ def _check(config: Config) -> None:
         raise ConfigError(f"port {config.port} is out of range")
     if config.max_repositories < 1 or config.max_images_per_repository < 1:
         raise ConfigError("max_repositories and max_images_per_repository must be at least 1")
+    for key in ("rate_limit_burst", "max_uploads_per_repository", "upload_expiry_seconds", "token_ttl_seconds"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    if config.rate_limit_anonymous < 0 or config.rate_limit_authenticated < 0:
+        raise ConfigError("rate limits must be 0 (off) or positive")
     if config.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
     if config.public_url:

@@ -32,7 +32,8 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     ├── LayerAlreadyExists
     ├── EmptyUpload
     ├── LimitExceeded
-    │   └── TooManyTags
+    │   ├── TooManyTags
+    │   └── TooManyUploads          uploads in progress in one repository
     └── Unsupported                 an operation a later release of pier will serve
 """
 
@@ -212,6 +213,10 @@ class LimitExceeded(PierError):
 
 
 class TooManyTags(LimitExceeded):
+    pass
+
+
+class TooManyUploads(LimitExceeded):
     pass
 
 

@@ -41,9 +41,35 @@ ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "applicati
 log = logging.getLogger("pier.api")
 
 
+# Operations that change nothing are not audited.
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "BatchCheck")
+AUDITED_NAMES = ("repositoryName", "resourceArn", "registryId")
+
+
 async def handle(request: Request) -> Response:
     request_id = str(uuid.uuid4())
-    operation = "?"
+    response, operation, caller, named = await _handle(request, request_id)
+    if operation and not operation.startswith(READ_ONLY_PREFIXES):
+        target = named.get("repositoryName") or named.get("resourceArn") or ""
+        if named.get("registryId"):
+            target = f"{named['registryId']}/{target}"
+        error = response.headers.get("x-amzn-ErrorType")
+        request.app.state.audit.record(
+            door="api",
+            action=operation,
+            principal=caller,
+            target=target,
+            address=request.client.host if request.client else None,
+            status=response.status_code,
+            error=error,
+            request_id=request_id,
+        )
+    return response
+
+
+async def _handle(request: Request, request_id: str) -> tuple[Response, str, str | None, dict[str, str]]:
+    """The response, and for the audit log: the operation (if known), the caller, what it named."""
+    operation, caller_id, named = "", None, dict[str, str]()
     try:
         body = await _read_body(request)
         core: Core = request.app.state.core
@@ -52,6 +78,10 @@ async def handle(request: Request) -> Response:
         if request.scope.get("query_string"):
             url += "?" + request.scope["query_string"].decode("latin-1")
         caller = sigv4.verify(core.accounts, request.method, url, headers, body, datetime.datetime.now(datetime.UTC))
+        caller_id = caller.id
+        wait = request.app.state.rate_limits.wait_time(request.client.host if request.client else "", True)
+        if wait:
+            raise ApiError("ThrottlingException", 400, "Rate exceeded", {}, {"Retry-After": str(int(wait) + 1)})
         operation = _operation(request.headers.get("x-amz-target", ""))
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_CONTENT_TYPES:
@@ -65,20 +95,22 @@ async def handle(request: Request) -> Response:
         text, body = protocol.decode_text(body), bytearray()
         params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
         del text
+        named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
         result = await run_in_threadpool(HANDLERS[operation], core, caller, params)
         payload = protocol.serialize_output(op_model.output_shape, result)
-        return _respond(200, payload, request_id)
+        response = _respond(200, payload, request_id)
     except ApiError as error:
-        return _error(error, request_id)
+        response = _error(error, request_id)
     except protocol.SerializationError as error:
-        return _error(ApiError("SerializationException", 400, str(error)), request_id)
+        response = _error(ApiError("SerializationException", 400, str(error)), request_id)
     except protocol.ValidationError as error:
-        return _error(ApiError("InvalidParameterException", 400, str(error)), request_id)
+        response = _error(ApiError("InvalidParameterException", 400, str(error)), request_id)
     except errors.PierError as error:
-        return _error(to_wire(error), request_id)
+        response = _error(to_wire(error), request_id)
     except Exception:
-        log.exception("internal error in %s (request %s)", operation, request_id)
-        return _error(ApiError("ServerException", 500, "An internal error occurred"), request_id)
+        log.exception("internal error in %s (request %s)", operation or "?", request_id)
+        response = _error(ApiError("ServerException", 500, "An internal error occurred"), request_id)
+    return response, operation, caller_id, named
 
 
 async def _read_body(request: Request) -> bytearray:
@@ -116,5 +148,5 @@ def _error(error: ApiError, request_id: str) -> Response:
         error.status,
         {"__type": error.code, "message": error.message, **error.fields},
         request_id,
-        {"x-amzn-ErrorType": error.code},
+        {"x-amzn-ErrorType": error.code, **error.headers},
     )

@@ -13,12 +13,20 @@ from pier import errors
 class ApiError(Exception):
     """An error with its wire form already decided (protocol and authentication errors)."""
 
-    def __init__(self, code: str, status: int, message: str, fields: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        status: int,
+        message: str,
+        fields: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
         self.fields = fields or {}  # members the exception shape has besides message
+        self.headers = headers or {}
 
 
 # Most specific first: the first class an error is an instance of wins.
@@ -45,6 +53,8 @@ SHAPES: list[tuple[type[errors.PierError], str]] = [
     (errors.TooManyTags, "TooManyTagsException"),
     (errors.LimitExceeded, "LimitExceededException"),
     (errors.Unsupported, "UnsupportedCommandException"),
+    # Not in the ecr-public model, but the code every AWS service uses (botocore raises it as a ClientError).
+    (errors.AccessDenied, "AccessDeniedException"),
 ]
 
 STATUS = {"ServerException": 500}  # everything else: 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pier.api.operations import Params, operation
-from pier.core import policies
+from pier.core import repositories
 from pier.core.accounts import Account
 from pier.core.context import Core
 
@@ -17,7 +17,7 @@ def _output(registry_id: str, name: str, policy_text: str) -> dict[str, Any]:
 @operation("SetRepositoryPolicy")
 def set_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
     name = params["repositoryName"]
-    registry_id, text = policies.set_repository_policy(
+    registry_id, text = repositories.set_repository_policy(
         core, caller, params.get("registryId"), name, params["policyText"], params.get("force", False)
     )
     return _output(registry_id, name, text)
@@ -26,12 +26,12 @@ def set_repository_policy(core: Core, caller: Account, params: Params) -> dict[s
 @operation("GetRepositoryPolicy")
 def get_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
     name = params["repositoryName"]
-    registry_id, text = policies.get_repository_policy(core, caller, params.get("registryId"), name)
+    registry_id, text = repositories.get_repository_policy(core, caller, params.get("registryId"), name)
     return _output(registry_id, name, text)
 
 
 @operation("DeleteRepositoryPolicy")
 def delete_repository_policy(core: Core, caller: Account, params: Params) -> dict[str, Any]:
     name = params["repositoryName"]
-    registry_id, text = policies.delete_repository_policy(core, caller, params.get("registryId"), name)
+    registry_id, text = repositories.delete_repository_policy(core, caller, params.get("registryId"), name)
     return _output(registry_id, name, text)

@@ -1,17 +1,16 @@
-"""Who may act on what: the one place that turns (caller, registryId, name) into a repository.
+"""Who may act on what: the one place that turns (caller, repository, action) into yes or no.
 
-Until repository policies grant access to other accounts (they are stored, not yet evaluated), only
-the owner may act on a repository. A foreign repository is reported exactly as a missing one, so a
-caller learns nothing about what exists in registries it may not use.
+The owner may do everything its repository's policy does not explicitly deny. Another account may do
+what the policy allows and does not deny. Pulls through /v2/ are public, as in ECR Public. On the API a
+caller that may not act on another account's repository is told it does not exist, so nothing leaks
+about what exists in registries it may not use.
 """
 
 from __future__ import annotations
 
-import enum
-
 from pier import errors
-from pier.core import limits
-from pier.core.accounts import Account
+from pier.core import limits, policies
+from pier.core.accounts import Account, repository_arn
 from pier.core.context import Core
 from pier.storage.metadata import RepositoryRow
 
@@ -26,10 +25,30 @@ def target_registry(core: Core, caller: Account, registry_id: str | None) -> str
     return account.id
 
 
+def allowed(core: Core, caller: Account | None, row: RepositoryRow, action: str) -> bool:
+    """May `caller` (None: anonymous) do the ECR operation `action` on the repository?"""
+    account_id = caller.id if caller else None
+    decision = policies.evaluate(
+        row.policy_text, account_id, f"ecr-public:{action}", repository_arn(row.registry_id, row.name)
+    )
+    if decision is policies.Decision.DENY:
+        return False
+    return account_id == row.registry_id or decision is policies.Decision.ALLOW
+
+
 def find_repository(
-    core: Core, caller: Account, registry_id: str | None, name: str, *, registry_must_exist: bool = False
+    core: Core,
+    caller: Account,
+    registry_id: str | None,
+    name: str,
+    action: str,
+    *,
+    registry_must_exist: bool = False,
 ) -> RepositoryRow:
-    """The repository the caller may manage, or RepositoryNotFound.
+    """The repository, if the caller may do `action` (an ECR operation name) on it.
+
+    RepositoryNotFound when it does not exist or belongs to another account that grants nothing;
+    AccessDenied when the caller owns it but its policy denies the action.
 
     With registry_must_exist (the operations that take a registry alias), a registry that does not
     exist at all is RegistryNotFound, as ECR answers them.
@@ -40,26 +59,28 @@ def find_repository(
         if registry_must_exist:
             raise
         raise errors.RepositoryNotFound(registry_id or caller.id, name) from None
-    row = core.meta.get_repository(target, name) if target == caller.id else None
+    row = core.meta.get_repository(target, name)
     if row is None:
+        raise errors.RepositoryNotFound(target, name)
+    if not allowed(core, caller, row, action):
+        if caller.id == row.registry_id:
+            raise errors.AccessDenied(action, name)
         raise errors.RepositoryNotFound(target, name)
     return row
 
 
-class Action(enum.Enum):
-    PULL = "pull"  # read manifests, blobs, tags, referrers: anyone, as ECR Public is public
-    PUSH = "push"  # upload blobs, put manifests: the owner
-    DELETE = "delete"  # delete manifests, tags, blobs: the owner
+# Reads through /v2/ (manifests, blobs, tags, referrers) need no right: ECR Public repositories are public.
+PULL = None
 
 
-def repository_by_path(core: Core, caller: Account | None, path: str, action: Action) -> RepositoryRow:
-    """The repository `<alias>/<name>` names, if the caller may do `action` on it.
+def repository_by_path(core: Core, caller: Account | None, path: str, action: str | None) -> RepositoryRow:
+    """The repository `<alias>/<name>` names, if the caller may do `action` (an ECR operation, or PULL).
 
     The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
     client logs in before anything else); an account without the right gets AccessDenied.
     """
-    if action is not Action.PULL and caller is None:
-        raise errors.AuthenticationRequired(f"{action.value} {path}")
+    if action is not PULL and caller is None:
+        raise errors.AuthenticationRequired(f"{action} {path}")
     alias, _, name = path.partition("/")
     if not limits.is_alias(alias) or not limits.is_repository_name(name):
         raise errors.NameInvalid(path)
@@ -69,6 +90,6 @@ def repository_by_path(core: Core, caller: Account | None, path: str, action: Ac
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)
-    if action is not Action.PULL and (caller is None or caller.id != account.id):
-        raise errors.AccessDenied(action.value, path)
+    if action is not PULL and not allowed(core, caller, row, action):
+        raise errors.AccessDenied(action, path)
     return row

@@ -95,14 +95,14 @@ def view(core: Core, row: CatalogRow) -> CatalogData:
 def put_repository_catalog_data(
     core: Core, caller: Account, registry_id: str | None, name: str, given: CatalogInput
 ) -> CatalogData:
-    row = find_repository(core, caller, registry_id, name)
+    row = find_repository(core, caller, registry_id, name, "PutRepositoryCatalogData")
     updated = prepare(core, given, row.catalog)
     core.meta.set_catalog(row.id, updated)
     return view(core, updated)
 
 
 def get_repository_catalog_data(core: Core, caller: Account, registry_id: str | None, name: str) -> CatalogData:
-    return view(core, find_repository(core, caller, registry_id, name).catalog)
+    return view(core, find_repository(core, caller, registry_id, name, "GetRepositoryCatalogData").catalog)
 
 
 def get_registry_display_name(core: Core, caller: Account) -> str:

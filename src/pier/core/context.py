@@ -52,5 +52,7 @@ class Core:
     public_host: str  # host[:port], the first part of every repositoryUri
     max_repositories: int
     max_images: int = limits.IMAGES_PER_REPOSITORY
+    max_uploads: int = limits.UPLOADS_PER_REPOSITORY
+    upload_expiry: float = limits.UPLOAD_EXPIRY_SECONDS
     locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     clock: Callable[[], float] = field(default=time.time)

@@ -121,7 +121,7 @@ def put_image_api(
     digest: str | None,
 ) -> PutResult:
     """PutImage: as put_image, and pushing what is already there is ImageAlreadyExistsException."""
-    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    repository = find_repository(core, caller, registry_id, name, "PutImage", registry_must_exist=True)
     result = put_image(core, repository, data, media_type, tag, digest)
     if result.outcome is PutOutcome.UNCHANGED:
         raise errors.ImageAlreadyExists(result.digest, tag)
@@ -149,7 +149,7 @@ def describe_images(
     max_results: int | None,
     next_token: str | None,
 ) -> tuple[RepositoryRow, pagination.Page[ImageRow]]:
-    repository = find_repository(core, caller, registry_id, name)
+    repository = find_repository(core, caller, registry_id, name, "DescribeImages")
     if image_ids is not None:
         if max_results is not None or next_token is not None:
             raise errors.InvalidParameter("maxResults and nextToken cannot be used when you specify imageIds")
@@ -165,7 +165,7 @@ def describe_images(
 def describe_image_tags(
     core: Core, caller: Account, registry_id: str | None, name: str, max_results: int | None, next_token: str | None
 ) -> tuple[RepositoryRow, pagination.Page[TagRow]]:
-    repository = find_repository(core, caller, registry_id, name)
+    repository = find_repository(core, caller, registry_id, name, "DescribeImageTags")
     listing = f"tags:{repository.id}"
     after = pagination.read_token(core.signer, listing, next_token)
     size = pagination.page_size(max_results)
@@ -178,7 +178,7 @@ def batch_delete_image(
 ) -> tuple[list[ImageId], list[Failure]]:
     """By tag: remove the tag, and the image with it when no other tag is left. By digest: the image
     and all its tags. Each id succeeds or fails alone, with ECR's failure codes."""
-    repository = find_repository(core, caller, registry_id, name)
+    repository = find_repository(core, caller, registry_id, name, "BatchDeleteImage")
     deleted: list[ImageId] = []
     failures: list[Failure] = []
     for image_id in image_ids:

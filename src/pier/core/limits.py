@@ -27,6 +27,13 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 PART_SIZE = 10 * 1024 * 1024  # what InitiateLayerUpload suggests
 MAX_LAYER_SIZE = 10 * 1024**3
 
+# Uploads in progress at once in one repository; idle uploads expire (and their bytes are removed).
+UPLOADS_PER_REPOSITORY = 100
+UPLOAD_EXPIRY_SECONDS = 24 * 3600
+
+# Request headers, all of them together (431 past this).
+HEADERS_MAX_BYTES = 32 * 1024
+
 # Resource tags, as AWS tagging everywhere: 50 per resource, no "aws:" prefix.
 TAGS_PER_RESOURCE = 50
 TAG_KEY = re.compile(r"[\w\s.:/=+\-@]*")

@@ -1,4 +1,4 @@
-"""Repository policies: the IAM policy grammar ECR accepts, checked on Set and stored as given.
+"""Repository policies: the IAM policy grammar ECR accepts (checked on Set, stored as given), and evaluation.
 
 Grammar checked here (what IAM checks for a resource policy):
     {"Version": "2012-10-17" | "2008-10-17",            optional
@@ -12,14 +12,12 @@ Grammar checked here (what IAM checks for a resource policy):
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from typing import Any
 
 from pier import errors
-from pier.core.access import find_repository
-from pier.core.accounts import Account
-from pier.core.context import Core
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 STATEMENT_KEYS = {
@@ -111,27 +109,91 @@ def _strings(where: str, key: str, value: Any) -> list[str]:
     return values
 
 
-def set_repository_policy(
-    core: Core, caller: Account, registry_id: str | None, name: str, policy_text: str, force: bool
-) -> tuple[str, str]:
-    row = find_repository(core, caller, registry_id, name)
-    check(policy_text)
-    # force skips ECR's lock-out protection, which arrives with policy evaluation.
-    del force
-    core.meta.set_policy(row.id, policy_text)
-    return row.registry_id, policy_text
+# Evaluation
 
 
-def get_repository_policy(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, str]:
-    row = find_repository(core, caller, registry_id, name)
-    if row.policy_text is None:
-        raise errors.RepositoryPolicyNotFound(row.registry_id, name)
-    return row.registry_id, row.policy_text
+class Decision(enum.Enum):
+    DENY = "deny"  # an explicit Deny matched: wins over everything
+    ALLOW = "allow"
+    NONE = "none"  # nothing matched
 
 
-def delete_repository_policy(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, str]:
-    row = find_repository(core, caller, registry_id, name)
-    if row.policy_text is None:
-        raise errors.RepositoryPolicyNotFound(row.registry_id, name)
-    core.meta.set_policy(row.id, None)
-    return row.registry_id, row.policy_text
+def evaluate(policy_text: str | None, account_id: str | None, action: str, resource_arn: str) -> Decision:
+    """What a repository policy says about `account_id` (None: anonymous) doing `action` on the resource.
+
+    action is "ecr-public:<Operation>". A statement with a Condition pier cannot check counts for a Deny
+    and not for an Allow, so an unknown condition never opens access.
+    """
+    if not policy_text:
+        return Decision.NONE
+    try:
+        policy = json.loads(policy_text)
+    except ValueError:
+        return Decision.NONE
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    allowed = False
+    for statement in statements:
+        if not _matches(statement, account_id, action, resource_arn):
+            continue
+        if statement.get("Effect") == "Deny":
+            return Decision.DENY
+        if "Condition" not in statement:
+            allowed = True
+    return Decision.ALLOW if allowed else Decision.NONE
+
+
+def _matches(statement: dict[str, Any], account_id: str | None, action: str, resource_arn: str) -> bool:
+    if "Principal" in statement:
+        if not _principal_matches(statement["Principal"], account_id):
+            return False
+    elif _principal_matches(statement.get("NotPrincipal"), account_id):
+        return False
+    if "Action" in statement:
+        if not any(_glob(p, action, fold=True) for p in _as_list(statement["Action"])):
+            return False
+    elif any(_glob(p, action, fold=True) for p in _as_list(statement.get("NotAction"))):
+        return False
+    if "Resource" in statement:
+        return any(_glob(p, resource_arn) for p in _as_list(statement["Resource"]))
+    if "NotResource" in statement:
+        return not any(_glob(p, resource_arn) for p in _as_list(statement["NotResource"]))
+    return True  # a repository policy applies to its repository
+
+
+def _principal_matches(principal: Any, account_id: str | None) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict) or account_id is None:
+        return False
+    for value in _as_list(principal.get("AWS")):
+        if value in ("*", account_id, f"arn:aws:iam::{account_id}:root"):
+            return True
+    return False
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _glob(pattern: str, value: str, fold: bool = False) -> bool:
+    """IAM wildcards: * any run, ? one character. Actions compare without case, ARNs with."""
+    if fold:
+        pattern, value = pattern.lower(), value.lower()
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+POLICY_ACTIONS = ("SetRepositoryPolicy", "GetRepositoryPolicy", "DeleteRepositoryPolicy")
+
+
+def locks_out(policy_text: str, account_id: str, resource_arn: str) -> list[str]:
+    """The policy operations this policy would deny `account_id` (ECR's lock-out protection)."""
+    return [
+        name
+        for name in POLICY_ACTIONS
+        if evaluate(policy_text, account_id, f"ecr-public:{name}", resource_arn) is Decision.DENY
+    ]

@@ -37,25 +37,25 @@ def check_key(key: str) -> None:
         raise errors.InvalidTagParameter(f"The tag key '{key}' is not valid")
 
 
-def _repository(core: Core, caller: Account, arn: str) -> RepositoryRow:
+def _repository(core: Core, caller: Account, arn: str, action: str) -> RepositoryRow:
     parsed = parse_repository_arn(arn)
     if parsed is None:
         raise errors.InvalidParameter(f"Invalid parameter at 'resourceArn': '{arn}' is not a repository ARN")
     registry_id, name = parsed
-    return find_repository(core, caller, registry_id, name)
+    return find_repository(core, caller, registry_id, name, action)
 
 
 def tag_resource(core: Core, caller: Account, arn: str, tags: Sequence[tuple[str, str]]) -> None:
-    row = _repository(core, caller, arn)
+    row = _repository(core, caller, arn, "TagResource")
     core.meta.change_tags(row.id, put=check(tags), remove=(), limit=limits.TAGS_PER_RESOURCE)
 
 
 def untag_resource(core: Core, caller: Account, arn: str, keys: Sequence[str]) -> None:
-    row = _repository(core, caller, arn)
+    row = _repository(core, caller, arn, "UntagResource")
     for key in keys:
         check_key(key)
     core.meta.change_tags(row.id, put={}, remove=keys, limit=limits.TAGS_PER_RESOURCE)
 
 
 def list_tags_for_resource(core: Core, caller: Account, arn: str) -> dict[str, str]:
-    return core.meta.get_tags(_repository(core, caller, arn).id)
+    return core.meta.get_tags(_repository(core, caller, arn, "ListTagsForResource").id)

@@ -29,6 +29,8 @@ class LayerStatus:
 
 
 def start(core: Core, repository: RepositoryRow) -> str:
+    if len(core.meta.upload_ids(repository.id)) >= core.max_uploads:
+        raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
     upload_id = str(uuid.uuid4())
     now = core.clock()
     core.blobs.start_upload(upload_id)
@@ -118,6 +120,15 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
         return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock())
 
 
+def expire(core: Core) -> int:
+    """Remove uploads idle for longer than the expiry, bytes and all; how many went."""
+    stale = core.meta.stale_uploads(core.clock() - core.upload_expiry)
+    for upload_id in stale:
+        core.meta.delete_upload(upload_id)
+        core.blobs.cancel_upload(upload_id)
+    return len(stale)
+
+
 def size_of(core: Core, repository: RepositoryRow, upload_id: str) -> int:
     return find(core, repository, upload_id).size
 
@@ -131,7 +142,7 @@ def cancel(core: Core, upload: UploadRow) -> None:
 
 
 def initiate_layer_upload(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, int]:
-    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    repository = find_repository(core, caller, registry_id, name, "InitiateLayerUpload", registry_must_exist=True)
     return start(core, repository), limits.PART_SIZE
 
 
@@ -145,7 +156,7 @@ def upload_layer_part(
     last_byte: int,
     data: bytes,
 ) -> tuple[str, int]:
-    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    repository = find_repository(core, caller, registry_id, name, "UploadLayerPart", registry_must_exist=True)
     if not data or last_byte != first_byte + len(data) - 1:
         upload = find(core, repository, upload_id)
         raise errors.InvalidLayerPart(
@@ -164,7 +175,7 @@ def upload_layer_part(
 def complete_layer_upload(
     core: Core, caller: Account, registry_id: str | None, name: str, upload_id: str, digests: list[str]
 ) -> tuple[str, str]:
-    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    repository = find_repository(core, caller, registry_id, name, "CompleteLayerUpload", registry_must_exist=True)
     if len(digests) != 1:
         raise errors.InvalidParameter("Invalid parameter at 'layerDigests': exactly one digest is expected")
     digest = digests[0]
@@ -180,7 +191,9 @@ def batch_check_layer_availability(
     core: Core, caller: Account, registry_id: str | None, name: str, digests: list[str]
 ) -> tuple[list[LayerStatus], list[tuple[str, str, str]]]:
     """(available layers, failures as (digest, code, reason))."""
-    repository = find_repository(core, caller, registry_id, name, registry_must_exist=True)
+    repository = find_repository(
+        core, caller, registry_id, name, "BatchCheckLayerAvailability", registry_must_exist=True
+    )
     valid = [d for d in dict.fromkeys(digests) if is_sha256(d)]
     found = core.meta.get_repository_blobs(repository.id, valid)
     layers: list[LayerStatus] = []

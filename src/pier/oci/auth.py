@@ -25,7 +25,6 @@ from pier.oci.errors import OciError, respond
 from pier.web.streams import read_limited
 
 BEARER_PURPOSE = "bearer"
-BEARER_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,11 @@ def basic_account(core: Core, value: str) -> Account | None:
     return registries.account_for_password(core, password) if username == "AWS" else None
 
 
-def issue(core: Core, account: Account | None, scope: str | None) -> dict[str, object]:
+def issue(core: Core, account: Account | None, scope: str | None, ttl: int) -> dict[str, object]:
     claims = {"a": account.id if account else None, "scope": scope}
-    token = core.signer.sign(BEARER_PURPOSE, claims, ttl=BEARER_SECONDS)
+    token = core.signer.sign(BEARER_PURPOSE, claims, ttl=ttl)
     issued_at = datetime.datetime.fromtimestamp(core.clock(), datetime.UTC).isoformat().replace("+00:00", "Z")
-    return {"token": token, "access_token": token, "expires_in": BEARER_SECONDS, "issued_at": issued_at}
+    return {"token": token, "access_token": token, "expires_in": ttl, "issued_at": issued_at}
 
 
 async def token(request: Request) -> Response:
@@ -103,7 +102,12 @@ async def token(request: Request) -> Response:
         account = await run_in_threadpool(basic_account, core, value.strip()) if scheme.lower() == "basic" else None
         if account is None:
             return _denied(core)
-    body = await run_in_threadpool(issue, core, account, scope)
+    address = request.client.host if request.client else ""
+    wait = request.app.state.rate_limits.wait_time(address, account is not None)
+    if wait:
+        error = OciError("TOOMANYREQUESTS", 429, "Too many token requests", {"Retry-After": str(int(wait) + 1)})
+        return respond(error)
+    body = await run_in_threadpool(issue, core, account, scope, request.app.state.config.token_ttl_seconds)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

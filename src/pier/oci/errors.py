@@ -43,6 +43,7 @@ TABLE: list[tuple[type[errors.PierError], str, int]] = [
     (errors.InvalidLayerPart, "BLOB_UPLOAD_INVALID", 416),
     (errors.ManifestInvalid, "MANIFEST_INVALID", 400),
     (errors.NameInvalid, "NAME_INVALID", 400),
+    (errors.TooManyUploads, "TOOMANYREQUESTS", 429),
     (errors.LimitExceeded, "DENIED", 403),
     (errors.InvalidParameter, "UNSUPPORTED", 400),
 ]

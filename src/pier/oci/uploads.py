@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from pier import errors
 from pier.core import blobs, uploads
-from pier.core.access import Action, repository_by_path
+from pier.core.access import PULL, repository_by_path
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
 from pier.web.streams import consume_body
@@ -103,7 +103,7 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
 def _mount(ctx: OciRequest, digest: str, source_name: str) -> bool:
     """Mount from a repository the caller may pull; any failure falls back to a normal upload (202)."""
     try:
-        source = repository_by_path(ctx.core, ctx.caller, source_name, Action.PULL)
+        source = repository_by_path(ctx.core, ctx.caller, source_name, PULL)
         return blobs.mount(ctx.core, source, ctx.repository, digest)
     except errors.PierError:
         return False

@@ -198,6 +198,9 @@ class MetadataStore(Protocol):
 
     def upload_ids(self, repository_id: int) -> list[str]: ...
 
+    def stale_uploads(self, updated_before: float) -> list[str]:
+        """Uploads not written to since `updated_before`."""
+
     def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
         """In one transaction: record the blob, add it to the repository, forget the upload.
         False if the repository already had the blob."""

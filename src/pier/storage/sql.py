@@ -478,6 +478,10 @@ class SqlMetadataStore:
         with self.engine.connect() as conn:
             return list(conn.execute(select(_uploads.c.id).where(_uploads.c.repository_id == repository_id)).scalars())
 
+    def stale_uploads(self, updated_before: float) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(_uploads.c.id).where(_uploads.c.updated_at < updated_before)).scalars())
+
     def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
         with self._write.begin() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
