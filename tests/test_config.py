@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,31 @@ def test_banner_prints_what_to_run(tmp_path: Path) -> None:
     assert config.default_account.secret_access_key in text
     assert "aws ecr-public get-login-password --endpoint-url http://127.0.0.1:5123" in text
     assert "docker login --username AWS --password-stdin 127.0.0.1:5123" in text
+
+
+def test_rotate_key_and_revoke(make_server: Any) -> None:
+    import httpx
+
+    from tests.conftest import client
+    from tests.oci.helpers import password
+
+    server = make_server()
+    before = password(client(server))
+
+    def rotate(*flags: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pier", "rotate-key", "--data-dir", str(server.data_dir), *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    assert "signs tokens with key" in rotate()
+    assert httpx.get(f"{server.url}/token", auth=("AWS", before)).status_code == 200  # still valid
+    assert "no longer verify" in rotate("--revoke-others")
+    server.restart()
+    assert httpx.get(f"{server.url}/token", auth=("AWS", before)).status_code == 401
+    after = password(client(server))
+    assert httpx.get(f"{server.url}/token", auth=("AWS", after)).status_code == 200

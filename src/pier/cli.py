@@ -10,42 +10,61 @@ from pathlib import Path
 from pier import __version__
 from pier.config import Config, ConfigError, load
 
+# Flags that map 1:1 onto Config fields (None: not given, so pier.toml or PIER_* decide).
+CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level")
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pier", description="A registry compatible with Amazon ECR Public.")
     parser.add_argument("--version", action="version", version=f"pier {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
     serve = commands.add_parser("serve", help="serve the API, /v2/, /token, the gallery and /healthz")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 5000)")
-    serve.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
-    serve.add_argument("--config", type=Path, help="a pier.toml file")
     serve.add_argument("--public-url", help="the URL clients use (default http://<host>:<port>)")
-    serve.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    rotate = commands.add_parser("rotate-key", help="sign tokens with a new key (old tokens stay valid until expiry)")
+    rotate.add_argument("--revoke-others", action="store_true", help="also invalidate every token signed before")
+
+    for command in (serve, rotate):
+        command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
+        command.add_argument("--config", type=Path, help="a pier.toml file")
+        command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
     args = parser.parse_args(argv)
 
     try:
-        config = load(
-            args.config,
-            flags={
-                "host": args.host,
-                "port": args.port,
-                "data_dir": args.data_dir,
-                "public_url": args.public_url,
-                "database_url": args.database_url,
-                "log_level": args.log_level,
-            },
-        )
+        config = load(args.config, flags={key: getattr(args, key, None) for key in CONFIG_FLAGS})
     except ConfigError as error:
         sys.exit(f"pier: {error}")
 
+    if args.command == "rotate-key":
+        rotate_key(config, args.revoke_others)
+    else:
+        serve_forever(config)
+
+
+def serve_forever(config: Config) -> None:
     from pier.app import create_app  # imported late so `pier --help` stays fast
     from pier.server import run
 
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(banner(config), flush=True)
     run(create_app(config), config.host, config.port, config.log_level)
+
+
+def rotate_key(config: Config, revoke_others: bool) -> None:
+    from pier.core.tokens import TokenSigner
+    from pier.storage.sql import SqlMetadataStore
+
+    store = SqlMetadataStore.from_url(config.effective_database_url)
+    try:
+        key_id = TokenSigner(store).rotate(revoke_others)
+    finally:
+        store.close()
+    revoked = "; tokens signed with older keys no longer verify" if revoke_others else ""
+    print(f"pier signs tokens with key {key_id} now{revoked}")
 
 
 def banner(config: Config) -> str:

@@ -25,26 +25,40 @@ class InvalidToken(Exception):
     """Malformed, tampered with, signed by an unknown key, or expired."""
 
 
+# How often a process looks for keys another process (or `pier rotate-key`) added or revoked.
+RELOAD_SECONDS = 60
+
+
 class TokenSigner:
     def __init__(self, store: MetadataStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
-        keys = store.signing_keys()
-        if not keys:
-            self.rotate()
-            keys = store.signing_keys()
+        if not store.signing_keys():
+            self._store.add_signing_key(self._new_key())
+        self._reload()
+
+    def _new_key(self) -> SigningKey:
+        return SigningKey(secrets.token_hex(8), secrets.token_bytes(32), self._clock())
+
+    def _reload(self) -> None:
+        keys = self._store.signing_keys()
         self._keys = {key.key_id: key.secret for key in keys}
         self._current = keys[0]
+        self._loaded_at = self._clock()
 
-    def rotate(self) -> str:
-        """Start signing with a fresh key; returns its id."""
-        key = SigningKey(secrets.token_hex(8), secrets.token_bytes(32), self._clock())
+    def rotate(self, revoke_others: bool = False) -> str:
+        """Start signing with a fresh key; returns its id. Tokens signed with older keys stay valid until
+        they expire, unless revoke_others removes those keys (then they fail everywhere within a minute)."""
+        key = self._new_key()
         self._store.add_signing_key(key)
-        self._keys = {k.key_id: k.secret for k in self._store.signing_keys()}
-        self._current = key
+        if revoke_others:
+            self._store.remove_signing_keys_except(key.key_id)
+        self._reload()
         return key.key_id
 
     def sign(self, purpose: str, claims: dict[str, Any], ttl: float | None) -> str:
+        if self._clock() - self._loaded_at > RELOAD_SECONDS:
+            self._reload()
         body = {"p": purpose, **claims}
         if ttl is not None:
             body["exp"] = int(self._clock() + ttl)
@@ -74,8 +88,8 @@ class TokenSigner:
         return claims
 
     def _key(self, key_id: str) -> bytes:
-        if key_id not in self._keys:  # signed by another process after we loaded: look again
-            self._keys = {k.key_id: k.secret for k in self._store.signing_keys()}
+        if key_id not in self._keys or self._clock() - self._loaded_at > RELOAD_SECONDS:
+            self._reload()  # a key added by another process, or one revoked since we looked
         if key_id not in self._keys:
             raise InvalidToken("unknown key")
         return self._keys[key_id]

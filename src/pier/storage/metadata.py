@@ -133,6 +133,8 @@ class MetadataStore(Protocol):
 
     def add_signing_key(self, key: SigningKey) -> None: ...
 
+    def remove_signing_keys_except(self, key_id: str) -> None: ...
+
     # Blobs
     def add_blob(self, digest: str, size: int, created_at: float) -> None:
         """Record a blob; recording one twice is fine."""

@@ -201,6 +201,11 @@ class SqlMetadataStore:
                 )
             )
 
+    def remove_signing_keys_except(self, key_id: str) -> None:
+        table = schema.signing_keys
+        with self._write.begin() as conn:
+            conn.execute(delete(table).where(table.c.key_id != key_id))
+
     # Blobs
 
     def add_blob(self, digest: str, size: int, created_at: float) -> None:
