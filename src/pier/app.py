@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pier.api import dispatch
@@ -24,6 +22,7 @@ from pier.core import uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
 from pier.core.tokens import TokenSigner
+from pier.gallery import routes as gallery
 from pier.oci import routes as oci
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.sql import SqlMetadataStore
@@ -51,14 +50,6 @@ def build_core(config: Config) -> Core:
         max_images=config.max_images_per_repository,
         max_uploads=config.max_uploads_per_repository,
         upload_expiry=config.upload_expiry_seconds,
-    )
-
-
-async def home(request: Request) -> Response:
-    # The gallery (issue 6) replaces this page; until then it says what is here.
-    return HTMLResponse(
-        "<!doctype html><title>pier</title><h1>pier</h1>"
-        "<p>An Amazon ECR Public compatible registry. The API answers at POST / and health at /healthz.</p>"
     )
 
 
@@ -94,10 +85,10 @@ def create_app(config: Config) -> Starlette:
     return Starlette(
         routes=[
             Route("/", dispatch.handle, methods=["POST"]),
-            Route("/", home, methods=["GET", "HEAD"]),
             Route("/healthz", web.healthz, methods=["GET", "HEAD"]),
             Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"]),
             *oci.ROUTES,
+            *gallery.ROUTES,  # last: /<alias> takes whatever else is left
         ],
         lifespan=lifespan,
         middleware=[Middleware(HeaderLimit)],

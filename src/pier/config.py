@@ -41,6 +41,8 @@ class AccountConfig:
     def __post_init__(self) -> None:
         if not limits.ACCOUNT_ID.fullmatch(self.id):
             raise ConfigError(f"account id {self.id!r} must be 12 digits")
+        if self.alias in limits.RESERVED_ALIASES:
+            raise ConfigError(f"alias {self.alias!r} is a path pier serves itself; choose another")
         if not limits.is_alias(self.alias):
             raise ConfigError(
                 f"alias {self.alias!r} must be 2-50 characters of lowercase letters, digits and . _ -, "

@@ -366,3 +366,12 @@ def test_referrers_rejects_bad_digests(v2: str) -> None:
     response = httpx.get(f"{v2}/referrers/sha256:nothex")
     assert (response.status_code, error_code(response)) == (400, "DIGEST_INVALID")
     assert httpx.get(f"{v2}/referrers/{sha(b'none')}").json()["manifests"] == []
+
+
+def test_client_text_never_reaches_a_response_header(pier: PierServer) -> None:
+    """A NUL in the name once made the challenge's scope an invalid header (a 500); fuzzing found it."""
+    response = httpx.put(f"{pier.url}/v2/%00/manifests/x", content=b"{}")
+    assert response.status_code == 401
+    assert "scope" not in response.headers["WWW-Authenticate"]
+    crlf = httpx.put(f"{pier.url}/v2/{OWNER.alias}/a%0d%0aX-Injected:%201/manifests/x", content=b"{}")
+    assert crlf.status_code == 401 and "X-Injected" not in crlf.headers

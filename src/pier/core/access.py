@@ -69,6 +69,12 @@ def find_repository(
     return row
 
 
+def is_repository_path(path: str) -> bool:
+    """Whether `path` has the form <alias>/<repository> with valid names (it may still not exist)."""
+    alias, _, name = path.partition("/")
+    return limits.is_alias(alias) and limits.is_repository_name(name)
+
+
 # Reads through /v2/ (manifests, blobs, tags, referrers) need no right: ECR Public repositories are public.
 PULL = None
 
@@ -81,9 +87,9 @@ def repository_by_path(core: Core, caller: Account | None, path: str, action: st
     """
     if action is not PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action} {path}")
-    alias, _, name = path.partition("/")
-    if not limits.is_alias(alias) or not limits.is_repository_name(name):
+    if not is_repository_path(path):
         raise errors.NameInvalid(path)
+    alias, _, name = path.partition("/")
     account = core.accounts.by_alias(alias)
     if account is None:
         raise errors.RepositoryNotFound(alias, name)

@@ -6,10 +6,10 @@ The logo is stored as a blob and served over HTTP at logoUrl.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pier import errors
-from pier.core import limits
+from pier.core import limits, search_index
 from pier.core.access import find_repository
 from pier.core.accounts import Account
 from pier.core.context import Core
@@ -98,6 +98,7 @@ def put_repository_catalog_data(
     row = find_repository(core, caller, registry_id, name, "PutRepositoryCatalogData")
     updated = prepare(core, given, row.catalog)
     core.meta.set_catalog(row.id, updated)
+    search_index.index(core, replace(row, catalog=updated))
     return view(core, updated)
 
 

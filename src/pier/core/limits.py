@@ -57,6 +57,11 @@ LOGO_MAX_BYTES = 512_000
 API_BODY_MAX = 28 * 1024 * 1024
 
 
+# First path segments the server uses itself, so no registry alias may take them (the gallery serves
+# /<alias>/<repository> on the same port).
+RESERVED_ALIASES = frozenset({"v2", "token", "healthz", "logos", "static", "search", "api", "metrics"})
+
+
 def is_repository_name(name: str) -> bool:
     return REPOSITORY_NAME_MIN <= len(name) <= REPOSITORY_NAME_MAX and REPOSITORY_NAME.fullmatch(name) is not None
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pier import errors
-from pier.core import catalog, pagination, policies, resource_tags
+from pier.core import catalog, pagination, policies, resource_tags, search_index
 from pier.core.access import allowed, find_repository, target_registry
 from pier.core.accounts import Account, repository_arn
 from pier.core.context import Core
@@ -45,6 +45,7 @@ def create_repository(
         )
     except Conflict:
         raise errors.RepositoryAlreadyExists(caller.id, name) from None
+    search_index.index(core, row)
     return view(core, row), catalog.view(core, stored_catalog)
 
 

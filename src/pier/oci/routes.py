@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pier import errors
-from pier.core.access import PULL, repository_by_path
+from pier.core.access import PULL, is_repository_path, repository_by_path
 from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, referrers, tags, uploads
 from pier.oci.context import OciRequest
@@ -42,7 +42,9 @@ def guarded(handler: Handler, action: str | None, limited: bool = False) -> Call
             response = await handler(OciRequest(request, core, caller, repository, name))
             response.headers.update(API_VERSION_HEADER)
         except errors.AuthenticationRequired:
-            error = auth.unauthorized(core, "Log in to push or delete", f"repository:{name}:pull,push")
+            # The scope echoes the name, so only a valid one (a header must not carry what a client sent).
+            scope = f"repository:{name}:pull,push" if is_repository_path(name) else None
+            error = auth.unauthorized(core, "Log in to push or delete", scope)
             error_code, response = error.code, respond(error, head)
         except (OciError, errors.PierError) as raised:
             error = raised if isinstance(raised, OciError) else to_oci(raised)

@@ -24,6 +24,7 @@ class RepositoryRow:
     created_at: float
     policy_text: str | None
     catalog: CatalogRow
+    last_pushed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,24 @@ class MetadataStore(Protocol):
     def get_registry_display_name(self, registry_id: str) -> str | None: ...
 
     def set_registry_display_name(self, registry_id: str, display_name: str) -> None: ...
+
+    # The gallery's index
+    def index_repository(self, repository_id: int, terms: Mapping[str, int], badges: set[tuple[str, str]]) -> None:
+        """Replace the repository's search terms (term -> weight) and badges (kind, value)."""
+
+    def search_repositories(
+        self, words: Sequence[str], badges: set[tuple[str, str]], limit: int, offset: int
+    ) -> list[tuple[RepositoryRow, int]]:
+        """Repositories with a term starting with each word (all words), and every badge; best score first
+        (the sum of the weights of each word's best match), then the most recent push."""
+
+    def browse_repositories(
+        self, registry_id: str | None, badges: set[tuple[str, str]], limit: int, offset: int
+    ) -> list[RepositoryRow]:
+        """Repositories (of one registry, or all) with every badge, the most recently pushed first."""
+
+    def recent_tags(self, repository_id: int, limit: int) -> list[TagRow]:
+        """The most recently created tags first, with their images (manifests included)."""
 
     # Signing keys
     def signing_keys(self) -> list[SigningKey]:

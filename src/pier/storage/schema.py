@@ -46,7 +46,29 @@ repositories = Table(
     Column("operating_systems", Text),
     Column("logo_digest", String(80)),
     Column("has_catalog_data", Boolean, nullable=False, default=False),
+    Column("last_pushed_at", Float),  # the last image or tag push; the gallery lists newest first
     UniqueConstraint("registry_id", "name"),
+    Index("ix_repositories_last_pushed_at", "last_pushed_at"),
+)
+
+# The gallery's search index: the words of each repository's name (weight 2) and description (weight 1).
+# Searching looks words up here by prefix, never scanning repositories.
+search_terms = Table(
+    "search_terms",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("term", String(64), primary_key=True, index=True),
+    Column("weight", Integer, primary_key=True),
+)
+
+# Badges from catalog data (kind "architecture" or "os"), for the gallery's filters.
+repository_badges = Table(
+    "repository_badges",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("value", String(50), primary_key=True),
+    Index("ix_repository_badges_kind_value", "kind", "value"),
 )
 
 # Resource tags (TagResource) on repositories.
@@ -150,18 +172,3 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
-
-__all__ = [
-    "blobs",
-    "image_blobs",
-    "image_children",
-    "image_tags",
-    "images",
-    "metadata",
-    "registries",
-    "repositories",
-    "repository_blobs",
-    "repository_tags",
-    "signing_keys",
-    "uploads",
-]

@@ -15,12 +15,16 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     Select,
+    and_,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -185,6 +189,89 @@ class SqlMetadataStore:
             if not done:
                 conn.execute(insert(table).values(registry_id=registry_id, display_name=display_name))
 
+    # The gallery's index
+
+    def index_repository(self, repository_id: int, terms: Mapping[str, int], badges: set[tuple[str, str]]) -> None:
+        terms_table, badges_table = schema.search_terms, schema.repository_badges
+        with self._write.begin() as conn:
+            conn.execute(delete(terms_table).where(terms_table.c.repository_id == repository_id))
+            conn.execute(delete(badges_table).where(badges_table.c.repository_id == repository_id))
+            if terms:
+                conn.execute(
+                    insert(terms_table),
+                    [
+                        {"repository_id": repository_id, "term": term, "weight": weight}
+                        for term, weight in terms.items()
+                    ],
+                )
+            if badges:
+                conn.execute(
+                    insert(badges_table),
+                    [{"repository_id": repository_id, "kind": kind, "value": value} for kind, value in badges],
+                )
+
+    def search_repositories(
+        self, words: Sequence[str], badges: set[tuple[str, str]], limit: int, offset: int
+    ) -> list[tuple[RepositoryRow, int]]:
+        terms = schema.search_terms
+        # Terms are [a-z0-9]+, and "{" sorts just after "z": [word, word + "{") is every term it begins.
+        hits = [and_(terms.c.term >= word, terms.c.term < word + "{") for word in words]
+        best = [func.max(case((hit, terms.c.weight), else_=0)) for hit in hits]
+        matched = (
+            select(terms.c.repository_id, sum_of(best).label("score"))
+            .where(or_(*hits))
+            .group_by(terms.c.repository_id)
+            .having(and_(*[weight > 0 for weight in best]))
+            .subquery()
+        )
+        query = (
+            select(_repos, matched.c.score)
+            .join(matched, matched.c.repository_id == _repos.c.id)
+            .where(*self._badge_filter(badges))
+            .order_by(matched.c.score.desc(), _repos.c.last_pushed_at.desc().nulls_last(), _repos.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            return [(_repository(row), int(row["score"])) for row in conn.execute(query).mappings()]
+
+    def browse_repositories(
+        self, registry_id: str | None, badges: set[tuple[str, str]], limit: int, offset: int
+    ) -> list[RepositoryRow]:
+        query = select(_repos).where(*self._badge_filter(badges))
+        if registry_id is not None:
+            query = query.where(_repos.c.registry_id == registry_id)
+        query = query.order_by(
+            _repos.c.last_pushed_at.desc().nulls_last(), _repos.c.created_at.desc(), _repos.c.id.desc()
+        )
+        with self.engine.connect() as conn:
+            return [_repository(row) for row in conn.execute(query.limit(limit).offset(offset)).mappings()]
+
+    @staticmethod
+    def _badge_filter(badges: set[tuple[str, str]]) -> list[Any]:
+        table = schema.repository_badges
+        return [
+            exists().where(table.c.repository_id == _repos.c.id, table.c.kind == kind, table.c.value == value)
+            for kind, value in sorted(badges)
+        ]
+
+    def recent_tags(self, repository_id: int, limit: int) -> list[TagRow]:
+        query = (
+            select(_image_tags.c.tag, _image_tags.c.created_at, _image_tags.c.image_id)
+            .where(_image_tags.c.repository_id == repository_id)
+            .order_by(_image_tags.c.created_at.desc(), _image_tags.c.tag)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            tags = conn.execute(query).all()
+            images = {
+                row.id: row
+                for row in self._images(
+                    conn, select(*_images.c).where(_images.c.id.in_({image_id for _, _, image_id in tags}))
+                )
+            }
+        return [TagRow(tag, created_at, images[image_id]) for tag, created_at, image_id in tags]
+
     # Signing keys
 
     def signing_keys(self) -> list[SigningKey]:
@@ -292,6 +379,8 @@ class SqlMetadataStore:
                     conn.execute(update(_image_tags).where(*where).values(image_id=image_id, created_at=now))
                 if current != image_id and not created:
                     outcome = PutOutcome.TAGGED
+            if outcome is not PutOutcome.UNCHANGED:
+                conn.execute(update(_repos).where(_repos.c.id == repository_id).values(last_pushed_at=now))
             row = self._images(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
         return outcome, row
 
@@ -494,6 +583,13 @@ class SqlMetadataStore:
             return added
 
 
+def sum_of(values: Sequence[Any]) -> Any:
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
 def _catalog_columns(catalog: CatalogRow) -> dict[str, Any]:
     return {
         "description": catalog.description,
@@ -516,4 +612,12 @@ def _repository(row: RowMapping) -> RepositoryRow:
         logo_digest=row["logo_digest"],
         is_set=bool(row["has_catalog_data"]),
     )
-    return RepositoryRow(row["id"], row["registry_id"], row["name"], row["created_at"], row["policy_text"], catalog)
+    return RepositoryRow(
+        row["id"],
+        row["registry_id"],
+        row["name"],
+        row["created_at"],
+        row["policy_text"],
+        catalog,
+        row["last_pushed_at"],
+    )

@@ -1,0 +1,1 @@
+"""The public gallery (GET /, /<alias>, /<alias>/<repository>, /search): browse and search repositories."""
