@@ -374,4 +374,4 @@ def test_client_text_never_reaches_a_response_header(pier: PierServer) -> None:
     assert response.status_code == 401
     assert "scope" not in response.headers["WWW-Authenticate"]
     crlf = httpx.put(f"{pier.url}/v2/{OWNER.alias}/a%0d%0aX-Injected:%201/manifests/x", content=b"{}")
-    assert crlf.status_code == 401 and "X-Injected" not in crlf.headers
+    assert crlf.status_code in (400, 401, 404) and "X-Injected" not in crlf.headers  # no route takes a newline
