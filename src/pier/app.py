@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from pier.api import dispatch
 from pier.config import Config
-from pier.core import uploads
+from pier.core import gc, uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
 from pier.core.tokens import TokenSigner
@@ -64,6 +64,17 @@ async def expire_uploads(core: Core) -> None:
             log.exception("expiring uploads failed; trying again later")
 
 
+async def collect_garbage(core: Core, interval: float, grace: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await run_in_threadpool(gc.collect, core, grace)
+            if report.blobs:
+                log.info("garbage collection %s", report)
+        except Exception:
+            log.exception("garbage collection failed; trying again later")
+
+
 def create_app(config: Config) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,11 +85,16 @@ def create_app(config: Config) -> Starlette:
             config.rate_limit_anonymous, config.rate_limit_authenticated, config.rate_limit_burst
         )
         app.state.audit = AuditLog(config.effective_audit_log)
-        sweeper = asyncio.create_task(expire_uploads(core))
+        tasks = [asyncio.create_task(expire_uploads(core))]
+        if config.gc_interval_seconds:
+            tasks.append(
+                asyncio.create_task(collect_garbage(core, config.gc_interval_seconds, config.gc_grace_seconds))
+            )
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in tasks:
+                task.cancel()
             app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 

@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     rotate = commands.add_parser("rotate-key", help="sign tokens with a new key (old tokens stay valid until expiry)")
     rotate.add_argument("--revoke-others", action="store_true", help="also invalidate every token signed before")
 
-    for command in (serve, rotate):
+    collect = commands.add_parser("gc", help="free the blobs no image uses any more (safe while serving)")
+    collect.add_argument("--dry-run", action="store_true", help="only report what would be freed")
+    collect.add_argument("--grace-seconds", type=int, help="spare blobs touched this recently (default: config)")
+
+    for command in (serve, rotate, collect):
         command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
         command.add_argument("--config", type=Path, help="a pier.toml file")
         command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "rotate-key":
         rotate_key(config, args.revoke_others)
+    elif args.command == "gc":
+        collect_garbage(config, args.dry_run, args.grace_seconds)
     else:
         serve_forever(config)
 
@@ -52,6 +58,18 @@ def serve_forever(config: Config) -> None:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(banner(config), flush=True)
     run(create_app(config), config.host, config.port, config.log_level)
+
+
+def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) -> None:
+    from pier.app import build_core
+    from pier.core import gc
+
+    core = build_core(config)
+    try:
+        grace = config.gc_grace_seconds if grace_seconds is None else grace_seconds
+        print(f"pier gc: {gc.collect(core, grace, dry_run)}")
+    finally:
+        core.meta.close()  # type: ignore[attr-defined]
 
 
 def rotate_key(config: Config, revoke_others: bool) -> None:

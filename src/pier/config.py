@@ -80,6 +80,10 @@ class Config:
     upload_expiry_seconds: int = limits.UPLOAD_EXPIRY_SECONDS
     # Lifetime of the bearer tokens /token issues.
     token_ttl_seconds: int = 3600
+    # Garbage collection: blobs no image uses are freed once untouched this long (never sooner, so a
+    # push in progress keeps its blobs), by `pier gc` or every gc_interval_seconds (0: not in the server).
+    gc_grace_seconds: int = 6 * 3600
+    gc_interval_seconds: int = 0
     # JSON lines, one per mutating call (who, what, result). Default: <data-dir>/audit.log.
     audit_log: str = ""
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
@@ -123,6 +127,8 @@ _SCALARS = {
     "upload_expiry_seconds": int,
     "token_ttl_seconds": int,
     "audit_log": str,
+    "gc_grace_seconds": int,
+    "gc_interval_seconds": int,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -195,6 +201,8 @@ def _check(config: Config) -> None:
     for key in ("rate_limit_burst", "max_uploads_per_repository", "upload_expiry_seconds", "token_ttl_seconds"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if config.gc_grace_seconds < 0 or config.gc_interval_seconds < 0:
+        raise ConfigError("gc_grace_seconds and gc_interval_seconds must not be negative")
     if config.rate_limit_anonymous < 0 or config.rate_limit_authenticated < 0:
         raise ConfigError("rate limits must be 0 (off) or positive")
     if config.log_level not in ("debug", "info", "warning", "error"):

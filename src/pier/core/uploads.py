@@ -112,12 +112,16 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
             cancel(core, upload)
             raise errors.LayerAlreadyExists(digest)
         try:
-            core.blobs.finish_upload(upload_id, upload.size, digest)
+            core.blobs.verify_upload(upload_id, upload.size, digest)
         except DigestMismatch as mismatch:
             raise errors.InvalidLayer(mismatch.expected, mismatch.actual) from None
         except UploadMissing:
             raise errors.UploadNotFound(upload_id) from None
-        return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock())
+
+        def publish() -> None:
+            core.blobs.publish_upload(upload_id, upload.size, digest)
+
+        return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock(), publish)
 
 
 def expire(core: Core) -> int:

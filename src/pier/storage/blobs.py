@@ -70,10 +70,12 @@ class BlobStore(Protocol):
     def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
         """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone."""
 
-    def finish_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
-        """Publish the first `size` bytes as a blob and forget the upload; its digest.
+    def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
+        """The digest of the upload's first `size` bytes; DigestMismatch (upload kept) if not the expected one.
 
-        DigestMismatch leaves the upload as it was. After a crash between publishing and forgetting, the
-        call succeeds again when the blob is there."""
+        After a crash between publishing and forgetting an upload, the expected blob counts as verified."""
+
+    def publish_upload(self, upload_id: str, size: int, digest: str) -> None:
+        """Make the verified upload the blob `digest`, atomically and durably, and forget the upload."""
 
     def cancel_upload(self, upload_id: str) -> None: ...

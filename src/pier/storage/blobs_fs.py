@@ -123,15 +123,11 @@ class FsBlobStore:
     def open_upload(self, upload_id: str, offset: int) -> FsUploadWriter:
         return FsUploadWriter(self, upload_id, offset)
 
-    def finish_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
+    def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
         path = self.upload_path(upload_id)
         if not path.exists():
-            self.hashes.pop(upload_id, None)
-            if (
-                expected_digest
-                and self.exists(expected_digest)
-                and self.path_of(expected_digest).stat().st_size == size
-            ):
+            published = self.local_path(expected_digest) if expected_digest else None
+            if expected_digest and published and published.stat().st_size == size:
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         cached = self.hashes.get(upload_id)
@@ -141,19 +137,21 @@ class FsBlobStore:
             digest = _hash_file(path, size)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
+        return digest
+
+    def publish_upload(self, upload_id: str, size: int, digest: str) -> None:
+        path = self.upload_path(upload_id)
+        self.hashes.pop(upload_id, None)
+        if not path.exists():
+            return  # published before a crash (verify_upload checked the blob is there)
         with open(path, "r+b") as handle:
-            handle.truncate(size)
+            handle.truncate(size)  # drop a tail that was written but never acknowledged
             os.fsync(handle.fileno())
         final = self.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            path.unlink()  # the same bytes are already stored
-        else:
-            os.replace(path, final)
-            _fsync_dir(final.parent)
+        os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
+        _fsync_dir(final.parent)
         _fsync_dir(self.uploads_dir)
-        self.hashes.pop(upload_id, None)
-        return digest
 
     def cancel_upload(self, upload_id: str) -> None:
         self.hashes.pop(upload_id, None)

@@ -7,7 +7,7 @@ the core composes them. A method that would break a uniqueness rule raises Confl
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -146,6 +146,14 @@ class MetadataStore(Protocol):
     def recent_tags(self, repository_id: int, limit: int) -> list[TagRow]:
         """The most recently created tags first, with their images (manifests included)."""
 
+    # Garbage collection
+    def collectable_blobs(self, touched_before: float, after: str | None, limit: int) -> list[tuple[str, int]]:
+        """(digest, size) of blobs no image and no logo uses, untouched since `touched_before`, by digest."""
+
+    def collect_blob(self, digest: str, touched_before: float, remove: Callable[[], None]) -> bool:
+        """In one transaction: forget the blob (if still collectable) and call remove() to delete its bytes.
+        False, with nothing changed, if it was touched or came into use meanwhile."""
+
     # Signing keys
     def signing_keys(self) -> list[SigningKey]:
         """Every key, newest first."""
@@ -222,6 +230,8 @@ class MetadataStore(Protocol):
     def stale_uploads(self, updated_before: float) -> list[str]:
         """Uploads not written to since `updated_before`."""
 
-    def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
-        """In one transaction: record the blob, add it to the repository, forget the upload.
-        False if the repository already had the blob."""
+    def finish_upload(
+        self, upload_id: str, repository_id: int, digest: str, size: int, now: float, publish: Callable[[], None]
+    ) -> bool:
+        """In one transaction: record (or touch) the blob, call publish() to put its bytes in place, add it
+        to the repository, forget the upload. False if the repository already had the blob."""

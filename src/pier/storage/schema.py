@@ -99,12 +99,14 @@ signing_keys = Table(
 )
 
 # Blobs pier has stored (layers, configs, logos): one row per digest, shared by every repository.
+# touched_at moves whenever the blob is uploaded or mounted again: GC spares blobs touched recently.
 blobs = Table(
     "blobs",
     metadata,
     Column("digest", String(80), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("touched_at", Float, nullable=False, index=True),
 )
 
 # Blobs a repository may use (uploaded or mounted into it). media_type is learnt from manifests.
@@ -150,7 +152,8 @@ image_blobs = Table(
     "image_blobs",
     metadata,
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
-    Column("digest", String(80), primary_key=True, index=True),
+    # No cascade: the database refuses to delete a blob an image needs, which is what makes GC safe.
+    Column("digest", String(80), ForeignKey("blobs.digest"), primary_key=True, index=True),
 )
 
 image_children = Table(

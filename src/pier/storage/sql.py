@@ -7,7 +7,7 @@ never wait for writers.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from pier import errors
@@ -45,6 +47,7 @@ from pier.storage.metadata import (
 )
 
 _repos = schema.repositories
+WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
 _tags = schema.repository_tags
 _images = schema.images
 _image_tags = schema.image_tags
@@ -272,6 +275,39 @@ class SqlMetadataStore:
             }
         return [TagRow(tag, created_at, images[image_id]) for tag, created_at, image_id in tags]
 
+    # Garbage collection
+
+    def collectable_blobs(self, touched_before: float, after: str | None, limit: int) -> list[tuple[str, int]]:
+        blobs = schema.blobs
+        query = select(blobs.c.digest, blobs.c.size).where(
+            blobs.c.touched_at < touched_before,
+            ~exists().where(schema.image_blobs.c.digest == blobs.c.digest),
+            ~exists().where(_repos.c.logo_digest == blobs.c.digest),
+        )
+        if after is not None:
+            query = query.where(blobs.c.digest > after)
+        with self.engine.connect() as conn:
+            return [(digest, size) for digest, size in conn.execute(query.order_by(blobs.c.digest).limit(limit))]
+
+    def collect_blob(self, digest: str, touched_before: float, remove: Callable[[], None]) -> bool:
+        blobs = schema.blobs
+        try:
+            with self._write.begin() as conn:
+                conn.execute(delete(_repo_blobs).where(_repo_blobs.c.digest == digest))
+                deleted = conn.execute(
+                    delete(blobs).where(
+                        blobs.c.digest == digest,
+                        blobs.c.touched_at < touched_before,
+                        ~exists().where(_repos.c.logo_digest == digest),
+                    )
+                ).rowcount
+                if not deleted:
+                    raise _Keep
+                remove()  # inside the transaction: an upload of the same bytes waits for us, then re-creates both
+                return True
+        except (_Keep, IntegrityError):  # touched, or an image references it now (the foreign key says so)
+            return False
+
     # Signing keys
 
     def signing_keys(self) -> list[SigningKey]:
@@ -296,11 +332,20 @@ class SqlMetadataStore:
     # Blobs
 
     def add_blob(self, digest: str, size: int, created_at: float) -> None:
-        try:
-            with self._write.begin() as conn:
-                conn.execute(insert(schema.blobs).values(digest=digest, size=size, created_at=created_at))
-        except IntegrityError:
-            pass  # already recorded: blobs are content-addressed
+        with self._write.begin() as conn:
+            self._record_blob(conn, digest, size, created_at)
+
+    def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
+        """Insert the blob's row, or touch it if it is there (GC spares recently touched blobs)."""
+        blobs = schema.blobs
+        conn.execute(self._insert_or_ignore(blobs).values(digest=digest, size=size, created_at=now, touched_at=now))
+        conn.execute(update(blobs).where(blobs.c.digest == digest, blobs.c.touched_at < now).values(touched_at=now))
+
+    def _insert_or_ignore(self, table: Any) -> Any:
+        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
 
     def get_blob_size(self, digest: str) -> int | None:
         with self.engine.connect() as conn:
@@ -312,19 +357,12 @@ class SqlMetadataStore:
         with self._write.begin() as conn:
             return self._add_repository_blob(conn, repository_id, digest, size, now)
 
-    @staticmethod
-    def _add_repository_blob(conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
-        if conn.execute(select(schema.blobs.c.digest).where(schema.blobs.c.digest == digest)).first() is None:
-            conn.execute(insert(schema.blobs).values(digest=digest, size=size, created_at=now))
-        present = conn.execute(
-            select(_repo_blobs.c.digest).where(
-                _repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == digest
-            )
-        ).first()
-        if present is not None:
-            return False
-        conn.execute(insert(_repo_blobs).values(repository_id=repository_id, digest=digest, created_at=now))
-        return True
+    def _add_repository_blob(self, conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
+        self._record_blob(conn, digest, size, now)
+        added = conn.execute(
+            self._insert_or_ignore(_repo_blobs).values(repository_id=repository_id, digest=digest, created_at=now)
+        ).rowcount
+        return bool(added)
 
     def get_repository_blobs(self, repository_id: int, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         if not digests:
@@ -358,7 +396,35 @@ class SqlMetadataStore:
     def put_image(
         self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
     ) -> tuple[PutOutcome, ImageRow]:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._put_image(repository_id, image, tag, now, limit)
+            except IntegrityError:
+                # Another process stored the same image or tag first (PostgreSQL runs them side by side),
+                # or GC removed a blob meanwhile: try again, and the checks see what happened.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _put_image(
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+    ) -> tuple[PutOutcome, ImageRow]:
         with self._write.begin() as conn:
+            # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
+            wanted = list(image.blob_media_types)
+            present = (
+                set(
+                    conn.execute(
+                        select(_repo_blobs.c.digest).where(
+                            _repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest.in_(wanted)
+                        )
+                    ).scalars()
+                )
+                if wanted
+                else set()
+            )
+            if missing := sorted(set(wanted) - present):
+                raise errors.LayersNotFound(missing)
             image_id = conn.execute(
                 select(_images.c.id).where(_images.c.repository_id == repository_id, _images.c.digest == image.digest)
             ).scalar_one_or_none()
@@ -576,11 +642,21 @@ class SqlMetadataStore:
         with self.engine.connect() as conn:
             return list(conn.execute(select(_uploads.c.id).where(_uploads.c.updated_at < updated_before)).scalars())
 
-    def finish_upload(self, upload_id: str, repository_id: int, digest: str, size: int, now: float) -> bool:
+    def finish_upload(
+        self, upload_id: str, repository_id: int, digest: str, size: int, now: float, publish: Callable[[], None]
+    ) -> bool:
+        # publish() runs inside the transaction, after the blob's row is written (or locked): GC deletes a
+        # row and its bytes in one transaction too, so the two cannot interleave and leave a row without
+        # bytes. A crash before commit leaves bytes without a row, which nothing points at.
         with self._write.begin() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
+            publish()
             conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
             return added
+
+
+class _Keep(Exception):
+    """Roll back a collection: the blob is in use again."""
 
 
 def sum_of(values: Sequence[Any]) -> Any:
