@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.backends import Backend, PostgresS3
 from tests.server import Account, PierServer
 
 OWNER = Account("111122223333", "owner-alias", "AKIAOWNER0000000001", "owner-secret-key-0123456789abcdef")
@@ -40,26 +41,31 @@ def owner_env() -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session", params=["sqlite-fs", "postgresql-s3"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Every test that starts a server runs on both storage backends."""
+    chosen = Backend() if request.param == "sqlite-fs" else PostgresS3()
+    yield chosen
+    chosen.stop()
+
+
 @pytest.fixture(scope="session")
-def pier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierServer]:
+def pier(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[PierServer]:
     root = tmp_path_factory.mktemp("pier")
-    server = PierServer(root / "data", _write_config(root / "pier.toml"), owner_env())
+    server = PierServer(root / "data", _write_config(root / "pier.toml", backend.config()), owner_env())
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., PierServer]]:
+def make_server(tmp_path: Path, backend: Backend) -> Iterator[Callable[..., PierServer]]:
     """A fresh server of the test's own (for restarts, limits and configuration)."""
     started: list[PierServer] = []
 
     def make(config: str = "", env: dict[str, str] | None = None) -> PierServer:
-        server = PierServer(
-            tmp_path / f"data{len(started)}",
-            _write_config(tmp_path / f"pier{len(started)}.toml", config),
-            env or owner_env(),
-        )
+        config_file = _write_config(tmp_path / f"pier{len(started)}.toml", config + backend.config())
+        server = PierServer(tmp_path / f"data{len(started)}", config_file, env or owner_env())
         started.append(server)
         return server.start()
 

@@ -107,7 +107,17 @@ def test_rotate_key_and_revoke(make_server: Any) -> None:
 
     def rotate(*flags: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "pier", "rotate-key", "--data-dir", str(server.data_dir), *flags],
+            [
+                sys.executable,
+                "-m",
+                "pier",
+                "rotate-key",
+                "--data-dir",
+                str(server.data_dir),
+                "--config",
+                str(server.config_file),
+                *flags,
+            ],
             capture_output=True,
             text=True,
             timeout=60,

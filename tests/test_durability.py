@@ -8,7 +8,6 @@ import json
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.backends import Backend, assert_blobs_are_whole
 from tests.conftest import OWNER, client
 from tests.images import MIB, config, digest_of, image_manifest, push_blob, push_image
 from tests.server import PierServer
@@ -29,19 +29,12 @@ def part_bytes(index: int) -> bytes:
     return hashlib.sha256(str(index).encode()).digest() * (PART // 32)
 
 
-def assert_blobs_are_whole(data_dir: Path) -> None:
-    """Every published blob file hashes to its own name: no partial file is ever visible."""
-    for path in (data_dir / "blobs" / "sha256").rglob("*"):
-        if path.is_file():
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name, path
-
-
 def kill_and_restart(server: PierServer) -> None:
     server.stop(signal.SIGKILL)
     server.start()
 
 
-def test_sigkill_during_a_multi_part_upload(make_server: Any) -> None:
+def test_sigkill_during_a_multi_part_upload(make_server: Any, backend: Backend) -> None:
     server = make_server()
     ecr = client(server, config=NO_RETRIES)
     ecr.create_repository(repositoryName="crash")
@@ -90,7 +83,7 @@ def test_sigkill_during_a_multi_part_upload(make_server: Any) -> None:
     data = b"".join(part_bytes(i) for i in range(size // PART))
     done = ecr.complete_layer_upload(repositoryName="crash", uploadId=upload_id, layerDigests=[digest_of(data)])
     assert done["layerDigest"] == digest_of(data)
-    assert_blobs_are_whole(server.data_dir)
+    assert_blobs_are_whole(backend, server)
 
 
 def slow_put_image(server: PierServer, manifest: bytes, started: threading.Event) -> None:
@@ -110,7 +103,7 @@ def slow_put_image(server: PierServer, manifest: bytes, started: threading.Event
         httpx.post(server.url + "/", content=stream(), headers=headers, timeout=10)
 
 
-def test_sigkill_during_put_image(make_server: Any) -> None:
+def test_sigkill_during_put_image(make_server: Any, backend: Backend) -> None:
     server = make_server()
     ecr = client(server)
     ecr.create_repository(repositoryName="crash")
@@ -131,11 +124,11 @@ def test_sigkill_during_put_image(make_server: Any) -> None:
     assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(digest_of(pushed), ["whole"])]
     ecr.put_image(repositoryName="crash", imageManifest=second.decode(), imageTag="half")  # and it can be retried
     assert len(ecr.describe_images(repositoryName="crash")["imageDetails"]) == 2
-    assert_blobs_are_whole(server.data_dir)
+    assert_blobs_are_whole(backend, server)
 
 
 @pytest.mark.parametrize("round_", range(3))
-def test_sigkill_while_images_are_pushed(make_server: Any, round_: int) -> None:
+def test_sigkill_while_images_are_pushed(make_server: Any, backend: Backend, round_: int) -> None:
     """Kill at an arbitrary moment of a stream of pushes: every acknowledged image is complete after restart."""
     server = make_server()
     ecr = client(server, config=NO_RETRIES)
@@ -165,4 +158,4 @@ def test_sigkill_while_images_are_pushed(make_server: Any, round_: int) -> None:
         document = json.loads(manifest)
         digests = [document["config"]["digest"]] + [layer["digest"] for layer in document["layers"]]
         assert not ecr.batch_check_layer_availability(repositoryName="crash", layerDigests=digests)["failures"]
-    assert_blobs_are_whole(server.data_dir)
+    assert_blobs_are_whole(backend, server)

@@ -24,7 +24,9 @@ from pier.core.context import Core
 from pier.core.tokens import TokenSigner
 from pier.gallery import routes as gallery
 from pier.oci import routes as oci
+from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
+from pier.storage.blobs_s3 import S3BlobStore
 from pier.storage.sql import SqlMetadataStore
 from pier.web import routes as web
 from pier.web.audit import AuditLog
@@ -34,6 +36,21 @@ from pier.web.ratelimit import RateLimits
 log = logging.getLogger("pier")
 
 
+def blob_store(config: Config) -> BlobStore:
+    if not config.blob_store:
+        return FsBlobStore(config.data_dir / "blobs")
+    bucket, _, prefix = config.blob_store.removeprefix("s3://").partition("/")
+    return S3BlobStore(
+        bucket,
+        prefix,
+        endpoint_url=config.s3_endpoint_url,
+        region=config.s3_region,
+        access_key_id=config.s3_access_key_id,
+        secret_access_key=config.s3_secret_access_key,
+        redirects=config.s3_presigned_redirects,
+    )
+
+
 def build_core(config: Config) -> Core:
     meta = SqlMetadataStore.from_url(config.effective_database_url)
     accounts = Accounts(
@@ -41,7 +58,7 @@ def build_core(config: Config) -> Core:
     )
     return Core(
         meta=meta,
-        blobs=FsBlobStore(config.data_dir / "blobs"),
+        blobs=blob_store(config),
         accounts=accounts,
         signer=TokenSigner(meta),
         public_url=config.effective_public_url,

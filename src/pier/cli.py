@@ -11,7 +11,7 @@ from pier import __version__
 from pier.config import Config, ConfigError, load
 
 # Flags that map 1:1 onto Config fields (None: not given, so pier.toml or PIER_* decide).
-CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level")
+CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level", "blob_store")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
         command.add_argument("--config", type=Path, help="a pier.toml file")
         command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
+        command.add_argument("--blob-store", help="s3://bucket[/prefix] (default: <data-dir>/blobs)")
     args = parser.parse_args(argv)
 
     try:

@@ -64,6 +64,13 @@ class Config:
     public_url: str = ""
     # SQLAlchemy URL of the metadata database. Default: SQLite at <data-dir>/pier.db.
     database_url: str = ""
+    # Where blobs live: "" for <data-dir>/blobs, or s3://bucket[/prefix] for S3-compatible storage.
+    blob_store: str = ""
+    s3_endpoint_url: str = ""  # for S3-compatible stores (MinIO, Ceph, ...); "" for AWS
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # "" to use boto3's usual credential chain
+    s3_secret_access_key: str = ""
+    s3_presigned_redirects: bool = True  # send pulls to presigned URLs; false streams through pier
     # Quota of repositories in one registry (ECR Public's default).
     max_repositories: int = limits.REPOSITORIES_PER_REGISTRY
     # Quota of images in one repository (ECR Public's default).
@@ -129,6 +136,12 @@ _SCALARS = {
     "audit_log": str,
     "gc_grace_seconds": int,
     "gc_interval_seconds": int,
+    "blob_store": str,
+    "s3_endpoint_url": str,
+    "s3_region": str,
+    "s3_access_key_id": str,
+    "s3_secret_access_key": str,
+    "s3_presigned_redirects": bool,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -186,6 +199,14 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _convert(key: str, value: Any, kind: type) -> Any:
     try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
         if kind is int and isinstance(value, bool):
             raise TypeError
         return kind(value)
@@ -207,6 +228,8 @@ def _check(config: Config) -> None:
         raise ConfigError("rate limits must be 0 (off) or positive")
     if config.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
+    if config.blob_store and not config.blob_store.startswith("s3://"):
+        raise ConfigError(f"blob_store {config.blob_store!r} must be empty (the data dir) or s3://bucket[/prefix]")
     if config.public_url:
         parts = urlsplit(config.public_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.api.test_catalog import tiny_png
+from tests.backends import Backend
 from tests.conftest import _write_config, client, owner_env
 from tests.images import index_manifest, push_image
 from tests.server import PierServer
@@ -41,9 +42,9 @@ SECRET_POLICY = (
 
 
 @pytest.fixture(scope="session")
-def gallery_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PierServer]:
+def gallery_server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[PierServer]:
     root = tmp_path_factory.mktemp("gallery")
-    server = PierServer(root / "data", _write_config(root / "pier.toml"), owner_env()).start()
+    server = PierServer(root / "data", _write_config(root / "pier.toml", backend.config()), owner_env()).start()
     ecr = client(server)
     ecr.put_registry_catalog_data(displayName="Acme Corp")
     ecr.create_repository(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from pier import errors
 from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
+
+RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def _digest(ctx: OciRequest) -> str:
@@ -30,7 +34,36 @@ async def get_blob(ctx: OciRequest) -> Response:
     headers["Content-Length"] = str(info.size)
     if ctx.request.method == "HEAD":
         return Response(b"", 200, headers, media_type="application/octet-stream")
-    return StreamingResponse(ctx.core.blobs.read(digest), 200, headers, media_type="application/octet-stream")
+    url = await run_in_threadpool(ctx.core.blobs.url, digest)
+    if url is not None:  # object storage serves the bytes itself
+        return RedirectResponse(url, 307, headers={"Docker-Content-Digest": digest})
+    span = _range(ctx.request.headers.get("range"), info.size)
+    if span is None:
+        return StreamingResponse(ctx.core.blobs.read(digest), 200, headers, media_type="application/octet-stream")
+    start, end = span
+    headers.update({"Content-Length": str(end - start), "Content-Range": f"bytes {start}-{end - 1}/{info.size}"})
+    return StreamingResponse(
+        ctx.core.blobs.read(digest, start, end), 206, headers, media_type="application/octet-stream"
+    )
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) of a single-range "bytes=a-b" header (other forms: the whole blob)."""
+    match = RANGE.fullmatch(header.strip()) if header else None
+    if not match or (not match[1] and not match[2]):
+        return None
+    if not match[1]:  # the last N bytes
+        return max(size - int(match[2]), 0), size
+    start = int(match[1])
+    end = min(int(match[2]) + 1, size) if match[2] else size
+    if start >= size or end <= start:
+        raise OciError(
+            "BLOB_UNKNOWN",
+            416,
+            f"Range {header!r} is outside the blob of {size} bytes",
+            {"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
 
 
 async def delete_blob(ctx: OciRequest) -> Response:

@@ -58,6 +58,9 @@ class BlobStore(Protocol):
     def local_path(self, digest: str) -> Path | None:
         """A file the server may send as is, or None if this store keeps no local files."""
 
+    def url(self, digest: str) -> str | None:
+        """A URL clients may fetch the blob from directly (a presigned S3 GET), or None."""
+
     def read(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) in chunks."""
 

@@ -174,6 +174,9 @@ class FsBlobStore:
         path = self.path_of(digest)
         return path if path.is_file() else None
 
+    def url(self, digest: str) -> None:
+        return None
+
     def read(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         with open(self.path_of(digest), "rb") as handle:
             handle.seek(start)

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from pier import errors
-from pier.storage import schema
+from pier.storage import migrate, schema
 from pier.storage.metadata import (
     CatalogRow,
     Conflict,
@@ -83,7 +83,7 @@ class SqlMetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write = engine.execution_options(pier_write=True)  # use for every transaction that writes
-        schema.metadata.create_all(engine)
+        migrate.upgrade(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:

@@ -1,0 +1,313 @@
+"""Blobs on S3-compatible object storage, through boto3. Nothing keeps a whole layer on local disk.
+
+Layout under the prefix, drawn once here:
+    blobs/sha256/<hex>          a published blob
+    uploads/<id>/tail           the upload's bytes past its last full part (a few MiB at most)
+    uploads/<id>/data           the upload's multipart upload, then (once assembled) its bytes
+A pier upload is one S3 multipart upload with fixed parts of PART bytes: part k always holds bytes
+[(k-1)*PART, k*PART), so a part re-sent after a crash simply replaces itself, and S3's rules (at least
+5 MiB a part but the last, at most 10,000 parts) hold whatever chunk sizes clients send: small chunks
+gather in the tail object until a part is full. The acknowledged size lives in the metadata store, as
+for the filesystem store; whatever lies past it is ignored and overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from pier.digests import is_sha256
+from pier.storage.blobs import DigestMismatch, UploadMissing
+
+PART = 8 * 1024 * 1024
+CHUNK = 1024 * 1024
+SMALL_BLOB_MAX = 16 * 1024 * 1024  # writer() is for small blobs (logos); layers come through uploads
+URL_SECONDS = 900
+
+
+class S3Location:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def blob(self, digest: str) -> str:
+        if not is_sha256(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return f"{self.prefix}blobs/sha256/{digest[7:]}"
+
+    def upload(self, upload_id: str, part: str) -> str:
+        if len(upload_id) != 36 or not all(c in "0123456789abcdef-" for c in upload_id):
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        return f"{self.prefix}uploads/{upload_id}/{part}"
+
+
+class S3BlobWriter:
+    """A small blob, written at once on commit (logos; layers arrive as uploads)."""
+
+    def __init__(self, where: S3Location) -> None:
+        self._where = where
+        self._buffer = io.BytesIO()
+        self._hash = hashlib.sha256()
+
+    @property
+    def size(self) -> int:
+        return self._buffer.tell()
+
+    def write(self, data: bytes) -> None:
+        if self._buffer.tell() + len(data) > SMALL_BLOB_MAX:
+            raise ValueError("writer() is for small blobs; use an upload")
+        self._buffer.write(data)
+        self._hash.update(data)
+
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
+
+    def commit(self, expected_digest: str | None = None) -> str:
+        digest = self.digest()
+        if expected_digest is not None and expected_digest != digest:
+            raise DigestMismatch(expected_digest, digest)
+        self._where.client.put_object(
+            Bucket=self._where.bucket, Key=self._where.blob(digest), Body=self._buffer.getvalue()
+        )
+        return digest
+
+    def cancel(self) -> None:
+        self._buffer = io.BytesIO()
+
+
+class S3UploadWriter:
+    def __init__(self, store: S3BlobStore, upload_id: str, offset: int) -> None:
+        self._store, self._where, self._id = store, store.where, upload_id
+        self._parts = offset // PART  # full parts already in the multipart upload
+        tail = store.get_bytes(self._where.upload(upload_id, "tail"))
+        if tail is None or len(tail) < offset % PART:
+            raise UploadMissing(upload_id)
+        self._tail = bytearray(tail[: offset % PART])
+        self._size = offset
+        cached = store.hashes.pop(upload_id, None)
+        self._hash = cached[1] if cached and cached[0] == offset else None
+
+    def write(self, data: bytes) -> None:
+        self._tail += data
+        self._size += len(data)
+        if self._hash is not None:
+            self._hash.update(data)
+        while len(self._tail) >= PART:
+            self._store.put_part(self._id, self._parts + 1, bytes(self._tail[:PART]))
+            self._parts += 1
+            del self._tail[:PART]
+
+    def close(self) -> int:
+        w = self._where
+        w.client.put_object(Bucket=w.bucket, Key=w.upload(self._id, "tail"), Body=bytes(self._tail))
+        if self._hash is not None:
+            self._store.hashes[self._id] = (self._size, self._hash)
+        return self._size
+
+    def abort(self) -> None:
+        pass  # parts past the acknowledged size are replaced when those bytes come again
+
+
+class S3BlobStore:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        redirects: bool = True,
+    ) -> None:
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or "us-east-1",
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            # Plain SigV4 and checksums only where S3 requires them: what every S3-compatible store speaks.
+            config=BotoConfig(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 5, "mode": "standard"},
+            ),
+        )
+        self.where = S3Location(client, bucket, prefix)
+        self.redirects = redirects
+        self.hashes: dict[str, tuple[int, Any]] = {}  # as in FsBlobStore: an optimisation, never shared
+
+    # Helpers
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return bytes(self.where.client.get_object(Bucket=self.where.bucket, Key=key)["Body"].read())
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.where.client.head_object(Bucket=self.where.bucket, Key=key))
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+
+    def _multipart(self, upload_id: str, create: bool) -> str | None:
+        """The S3 multipart upload behind a pier upload (the oldest, should two processes race to make one)."""
+        w = self.where
+        key = w.upload(upload_id, "data")
+        found = w.client.list_multipart_uploads(Bucket=w.bucket, Prefix=key).get("Uploads", [])
+        found = sorted((u for u in found if u["Key"] == key), key=lambda u: (u["Initiated"], u["UploadId"]))
+        if found:
+            return str(found[0]["UploadId"])
+        if not create:
+            return None
+        return str(w.client.create_multipart_upload(Bucket=w.bucket, Key=key)["UploadId"])
+
+    def put_part(self, upload_id: str, number: int, data: bytes) -> None:
+        w = self.where
+        multipart = self._multipart(upload_id, create=True)
+        w.client.upload_part(
+            Bucket=w.bucket, Key=w.upload(upload_id, "data"), UploadId=multipart, PartNumber=number, Body=data
+        )
+
+    # BlobStore
+
+    def writer(self) -> S3BlobWriter:
+        return S3BlobWriter(self.where)
+
+    def exists(self, digest: str) -> bool:
+        return self._head(self.where.blob(digest)) is not None
+
+    def local_path(self, digest: str) -> None:
+        return None
+
+    def url(self, digest: str) -> str | None:
+        """A presigned GET clients may be redirected to, when redirects are on."""
+        if not self.redirects:
+            return None
+        w = self.where
+        return str(
+            w.client.generate_presigned_url(
+                "get_object", Params={"Bucket": w.bucket, "Key": w.blob(digest)}, ExpiresIn=URL_SECONDS
+            )
+        )
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        w = self.where
+        extra = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end is not None else {}
+        body = w.client.get_object(Bucket=w.bucket, Key=w.blob(digest), **extra)["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, digest: str) -> None:
+        self.where.client.delete_object(Bucket=self.where.bucket, Key=self.where.blob(digest))
+
+    def start_upload(self, upload_id: str) -> None:
+        w = self.where
+        w.client.put_object(Bucket=w.bucket, Key=w.upload(upload_id, "tail"), Body=b"")
+        self.hashes[upload_id] = (0, hashlib.sha256())
+
+    def open_upload(self, upload_id: str, offset: int) -> S3UploadWriter:
+        if self._head(self.where.upload(upload_id, "data")) is not None:
+            raise UploadMissing(upload_id)  # already assembled for completion: it takes no more bytes
+        return S3UploadWriter(self, upload_id, offset)
+
+    def _assemble(self, upload_id: str, size: int) -> None:
+        """Turn the parts and the tail into the object uploads/<id>/data (done once; then it is there)."""
+        w = self.where
+        data_key = w.upload(upload_id, "data")
+        if self._head(data_key) is not None:
+            return
+        tail = self.get_bytes(w.upload(upload_id, "tail"))
+        parts = size // PART
+        if tail is None or len(tail) < size % PART:
+            raise UploadMissing(upload_id)
+        tail = tail[: size % PART]
+        multipart = self._multipart(upload_id, create=False)
+        if parts == 0:
+            w.client.put_object(Bucket=w.bucket, Key=data_key, Body=tail)
+            if multipart:
+                w.client.abort_multipart_upload(Bucket=w.bucket, Key=data_key, UploadId=multipart)
+            return
+        if multipart is None:
+            raise UploadMissing(upload_id)
+        if tail:
+            self.put_part(upload_id, parts + 1, tail)
+        listed = w.client.list_parts(Bucket=w.bucket, Key=data_key, UploadId=multipart, MaxParts=10_000)
+        wanted = parts + (1 if tail else 0)
+        chosen = [
+            {"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
+            for p in listed.get("Parts", [])
+            if p["PartNumber"] <= wanted
+        ]
+        if len(chosen) != wanted:
+            raise UploadMissing(upload_id)
+        w.client.complete_multipart_upload(
+            Bucket=w.bucket, Key=data_key, UploadId=multipart, MultipartUpload={"Parts": chosen}
+        )
+
+    def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
+        w = self.where
+        if self._head(w.upload(upload_id, "tail")) is None:
+            head = self._head(w.blob(expected_digest)) if expected_digest else None
+            if expected_digest and head and head["ContentLength"] == size:
+                return expected_digest  # published before a crash; only forgetting the upload was left
+            raise UploadMissing(upload_id)
+        self._assemble(upload_id, size)
+        cached = self.hashes.get(upload_id)
+        if cached and cached[0] == size:
+            digest = f"sha256:{cached[1].hexdigest()}"
+        else:  # re-read from S3, streaming: correct whichever processes received the parts
+            hashed = hashlib.sha256()
+            body = w.client.get_object(Bucket=w.bucket, Key=w.upload(upload_id, "data"))["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                hashed.update(chunk)
+            digest = f"sha256:{hashed.hexdigest()}"
+        if expected_digest is not None and expected_digest != digest:
+            raise DigestMismatch(expected_digest, digest)
+        return digest
+
+    def publish_upload(self, upload_id: str, size: int, digest: str) -> None:
+        w = self.where
+        self.hashes.pop(upload_id, None)
+        data_key = w.upload(upload_id, "data")
+        if self._head(data_key) is not None:
+            # Managed copy: a multipart copy above 5 GB, on the server side, no bytes through pier.
+            w.client.copy({"Bucket": w.bucket, "Key": data_key}, w.bucket, w.blob(digest))
+        elif self._head(w.blob(digest)) is None:
+            raise UploadMissing(upload_id)
+        self._forget(upload_id)
+
+    def cancel_upload(self, upload_id: str) -> None:
+        self.hashes.pop(upload_id, None)
+        multipart = self._multipart(upload_id, create=False)
+        if multipart:
+            w = self.where
+            w.client.abort_multipart_upload(Bucket=w.bucket, Key=w.upload(upload_id, "data"), UploadId=multipart)
+        self._forget(upload_id)
+
+    def _forget(self, upload_id: str) -> None:
+        w = self.where
+        w.client.delete_objects(
+            Bucket=w.bucket,
+            Delete={"Objects": [{"Key": w.upload(upload_id, "tail")}, {"Key": w.upload(upload_id, "data")}]},
+        )
+
+
+def _missing(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
