@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import psycopg
 
+from tests.roundrobin import send
 from tests.server import PierServer, free_port
 
 BUCKET = "pier-tests"
@@ -231,7 +232,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         server: SerialProxy = self.server  # type: ignore[assignment]
         with server.lock:
             connection = http.client.HTTPConnection(*server.backend, timeout=120)
-            connection.request(self.command, self.path, body=body, headers=dict(self.headers))
+            send(connection, self.command, self.path, self.headers.items(), body or b"")
             response = connection.getresponse()
             data = response.read()
             connection.close()

@@ -15,7 +15,7 @@ def password(ecr: Any) -> str:
     return base64.b64decode(token).decode().split(":", 1)[1]
 
 
-def bearer(server: PierServer, ecr: Any | None = None, scope: str = "") -> dict[str, str]:
+def bearer(server: PierServer | Any, ecr: Any | None = None, scope: str = "") -> dict[str, str]:
     """Authorization header with a bearer token: the account's if `ecr` is given, else anonymous."""
     auth = ("AWS", password(ecr)) if ecr is not None else None
     response = httpx.get(f"{server.url}/token", params={"service": server.host, "scope": scope}, auth=auth)
