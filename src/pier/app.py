@@ -7,9 +7,13 @@ side effects and each test (or worker) gets its own.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from pier.api import dispatch
-from pier.config import Config
+from pier.config import Config, load_resolved
 from pier.core import gc, uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
@@ -90,6 +94,28 @@ async def collect_garbage(core: Core, interval: float, grace: float) -> None:
                 log.info("garbage collection %s", report)
         except Exception:
             log.exception("garbage collection failed; trying again later")
+
+
+WORKER_CONFIG_ENV = "PIER_WORKER_CONFIG"
+
+
+def app_for_worker() -> Starlette:
+    """The app factory Granian's worker processes call (`pier serve --workers N`)."""
+    _die_with_parent()
+    return create_app(load_resolved(Path(os.environ[WORKER_CONFIG_ENV])))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop this worker when the process that started it dies, even by SIGKILL, so no orphan
+    keeps serving (or holding the port) after its parent is gone."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def create_app(config: Config) -> Starlette:

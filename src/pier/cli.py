@@ -11,7 +11,7 @@ from pier import __version__
 from pier.config import Config, ConfigError, load
 
 # Flags that map 1:1 onto Config fields (None: not given, so pier.toml or PIER_* decide).
-CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level", "blob_store")
+CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level", "blob_store", "workers")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--public-url", help="the URL clients use (default http://<host>:<port>)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, help="server processes on the one port (default 1)")
 
     rotate = commands.add_parser("rotate-key", help="sign tokens with a new key (old tokens stay valid until expiry)")
     rotate.add_argument("--revoke-others", action="store_true", help="also invalidate every token signed before")
@@ -53,12 +54,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve_forever(config: Config) -> None:
-    from pier.app import create_app  # imported late so `pier --help` stays fast
-    from pier.server import run
+    from pier.app import build_core, create_app  # imported late so `pier --help` stays fast
+    from pier.config import save_resolved
+    from pier.server import run, run_workers
 
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(banner(config), flush=True)
-    run(create_app(config), config.host, config.port, config.log_level)
+    if config.workers == 1:
+        run(create_app(config), config.host, config.port, config.log_level)
+        return
+    build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
+    resolved = config.data_dir / ".serve-config.json"
+    save_resolved(config, resolved)
+    run_workers(resolved, config.host, config.port, config.log_level, config.workers)
 
 
 def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) -> None:

@@ -76,6 +76,9 @@ class Config:
     # Quota of images in one repository (ECR Public's default).
     max_images_per_repository: int = limits.IMAGES_PER_REPOSITORY
     log_level: str = "info"  # debug, info, warning, error
+    # Server processes on the one port (1: everything in this process). Each is a full pier; they share
+    # the database and blob store like separate `pier serve` processes would.
+    workers: int = 1
     # Requests per second per client address (a burst of rate_limit_burst is allowed). 0 turns a limit
     # off, the default for local use. ECR Public allows anonymous clients 1 pull/s, logged-in ones 10.
     # Counted: manifest, tag and referrer reads, token requests, API calls (blob downloads are not).
@@ -134,6 +137,7 @@ _SCALARS = {
     "upload_expiry_seconds": int,
     "token_ttl_seconds": int,
     "audit_log": str,
+    "workers": int,
     "gc_grace_seconds": int,
     "gc_interval_seconds": int,
     "blob_store": str,
@@ -183,6 +187,20 @@ def load(
     return replace(config, accounts=accounts)
 
 
+def save_resolved(config: Config, path: Path) -> None:
+    """The whole resolved config (accounts included) for worker processes, readable by the owner only."""
+    values = {f.name: getattr(config, f.name) for f in fields(Config)}
+    values["data_dir"] = str(config.data_dir)
+    values["accounts"] = [{f.name: getattr(a, f.name) for f in fields(AccountConfig)} for a in config.accounts]
+    _write_private(path, json.dumps(values))
+
+
+def load_resolved(path: Path) -> Config:
+    values = json.loads(path.read_text())
+    accounts = tuple(AccountConfig(**a) for a in values.pop("accounts"))
+    return replace(Config(), **{**values, "data_dir": Path(values["data_dir"]), "accounts": accounts})
+
+
 def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     try:
         data = tomllib.loads(path.read_text())
@@ -219,7 +237,13 @@ def _check(config: Config) -> None:
         raise ConfigError(f"port {config.port} is out of range")
     if config.max_repositories < 1 or config.max_images_per_repository < 1:
         raise ConfigError("max_repositories and max_images_per_repository must be at least 1")
-    for key in ("rate_limit_burst", "max_uploads_per_repository", "upload_expiry_seconds", "token_ttl_seconds"):
+    for key in (
+        "workers",
+        "rate_limit_burst",
+        "max_uploads_per_repository",
+        "upload_expiry_seconds",
+        "token_ttl_seconds",
+    ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if config.gc_grace_seconds < 0 or config.gc_interval_seconds < 0:

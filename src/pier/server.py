@@ -10,12 +10,35 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import os
 import signal
+from pathlib import Path
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server.embed import Server
 from starlette.applications import Starlette
+
+
+def run_workers(config_path: Path, host: str, port: int, log_level: str, workers: int) -> None:
+    """Several worker processes on one port (Granian's multi-process server). Each builds its own app from
+    the resolved config at config_path, and stops when this process does (see app.app_for_worker)."""
+    from granian import Granian
+
+    from pier.app import WORKER_CONFIG_ENV
+
+    os.environ[WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
+    _return_big_buffers_to_the_system()
+    Granian(
+        "pier.app:app_for_worker",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        log_level=LogLevels(log_level),
+        backlog=1024,
+    ).serve()
 
 
 def run(app: Starlette, host: str, port: int, log_level: str) -> None:

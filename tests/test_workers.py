@@ -1,0 +1,48 @@
+"""pier serve --workers N: several processes on one port, and none left behind when the parent dies."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import client
+from tests.images import push_image
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_workers_serve_together_and_die_with_their_parent(make_server: Any) -> None:
+    server = make_server("workers = 2\n")
+    assert server.process is not None
+    workers = children(server.process.pid)
+    assert len(workers) >= 2
+    ecr = client(server)
+    ecr.create_repository(repositoryName="multi")
+    for i in range(6):  # requests spread over the workers; all see one registry
+        push_image(ecr, "multi", f"t{i}", architecture=f"a{i}")
+    assert len(ecr.describe_images(repositoryName="multi")["imageDetails"]) == 6
+
+    server.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", server.port)) != 0  # nobody holds the port any more
