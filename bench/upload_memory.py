@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import client, owner_env  # noqa: E402
-from tests.server import PierServer  # noqa: E402
+from tests.conftest import client, owner_env
+from tests.server import PierServer
 
 MIB = 1024 * 1024
 
@@ -51,15 +51,23 @@ def main() -> None:
             for index in range(args.size_mib // args.part_mib + (1 if args.size_mib % args.part_mib else 0)):
                 part = chunk[: min(args.part_mib, args.size_mib - index * args.part_mib) * MIB]
                 first = index * args.part_mib * MIB
-                ecr.upload_layer_part(repositoryName="bench/big", uploadId=upload_id, partFirstByte=first,
-                                      partLastByte=first + len(part) - 1, layerPartBlob=part)
+                ecr.upload_layer_part(
+                    repositoryName="bench/big",
+                    uploadId=upload_id,
+                    partFirstByte=first,
+                    partLastByte=first + len(part) - 1,
+                    layerPartBlob=part,
+                )
                 digest.update(part)
-            ecr.complete_layer_upload(repositoryName="bench/big", uploadId=upload_id,
-                                      layerDigests=["sha256:" + digest.hexdigest()])
+            ecr.complete_layer_upload(
+                repositoryName="bench/big", uploadId=upload_id, layerDigests=["sha256:" + digest.hexdigest()]
+            )
             elapsed = time.perf_counter() - started
             peak = peak_rss_mib(server.process.pid)
-            print(f"uploaded {args.size_mib} MiB in {args.part_mib} MiB parts in {elapsed:.1f} s "
-                  f"({args.size_mib / elapsed:.0f} MiB/s through the JSON API)")
+            print(
+                f"uploaded {args.size_mib} MiB in {args.part_mib} MiB parts in {elapsed:.1f} s "
+                f"({args.size_mib / elapsed:.0f} MiB/s through the JSON API)"
+            )
             print(f"pier resident memory: idle {idle:.0f} MiB, peak {peak:.0f} MiB (target < 150 MB)")
         finally:
             server.stop()

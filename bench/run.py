@@ -1,0 +1,665 @@
+"""pier beside CNCF distribution: one client, one machine, one disk. Writes bench/results.md and results.png.
+
+    python bench/run.py [--repeat 3] [--seconds 30] [--big-mib 1024]
+
+Installs Debian's docker-registry (distribution 2.8) and wrk when missing, starts both registries on
+loopback with their storage on the same disk, and measures:
+  1. push one big blob monolithically  2. push it in 5 MiB chunks  3. pull it
+  4. 16 clients pushing and pulling 1 MiB images (ops/s, p50/p99)  5. 64 concurrent pulls of a 100 MiB blob
+  6. peak resident memory of each server's process tree during 1 and 5
+  7. pier only: signed API calls/s, and DescribeImages page latency with 1,000 and 100,000 images
+and beside them the physical limits: sha256 on one core, loopback sendfile, durable disk writes, and
+the client's own ceiling against a trivial sink. Each figure is the median of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from client import Connection, Sink
+
+from tests.server import PierServer, free_port
+
+MIB = 1024 * 1024
+NAME = "pierbench/bench"
+ACCOUNT = {
+    "PIER_ACCOUNT_ID": "123456789012",
+    "PIER_ALIAS": "pierbench",
+    "PIER_ACCESS_KEY_ID": "AKIABENCH",
+    "PIER_SECRET_ACCESS_KEY": "bench-secret-0123456789abcdef",
+}
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------- the servers
+
+
+class Registry:
+    name = ""
+    url = ""
+    host = ""
+    port = 0
+    auth: dict[str, str] = {}
+
+    def pid(self) -> int:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class Pier(Registry):
+    name = "pier"
+
+    def __init__(self, root: Path) -> None:
+        self.server = PierServer(root / "pier", None, {**ACCOUNT, "PIER_LOG_LEVEL": "warning"}).start()
+        self.port, self.url, self.host = self.server.port, self.server.url, "127.0.0.1"
+        import boto3
+
+        self.ecr = boto3.client(
+            "ecr-public",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=ACCOUNT["PIER_ACCESS_KEY_ID"],
+            aws_secret_access_key=ACCOUNT["PIER_SECRET_ACCESS_KEY"],
+        )
+        self.ecr.create_repository(repositoryName="bench")
+        token = self.ecr.get_authorization_token()["authorizationData"]["authorizationToken"]
+        basic = base64.b64encode(base64.b64decode(token)).decode()
+        reply = Connection("127.0.0.1", self.port).request(
+            "GET", "/token", {"Authorization": f"Basic {basic}"}, keep_body=True
+        )
+        self.auth = {"Authorization": "Bearer " + json.loads(reply.body)["token"]}
+
+    def pid(self) -> int:
+        assert self.server.process is not None
+        return self.server.process.pid
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Distribution(Registry):
+    name = "distribution"
+
+    def __init__(self, root: Path) -> None:
+        if not shutil.which("docker-registry"):
+            install("docker-registry")
+        self.port, self.host = free_port(), "127.0.0.1"
+        self.url = f"http://127.0.0.1:{self.port}"
+        storage = root / "distribution"
+        storage.mkdir()
+        config = root / "distribution.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+            f"  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if Connection(self.host, self.port).request("GET", "/v2/").status == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("docker-registry did not start")
+
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def install(*packages: str) -> None:
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", *packages],
+        check=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def tree(pid: int) -> list[int]:
+    pids, parents = [pid], {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("PPid:"):
+                    parents[int(status.parent.name)] = int(line.split()[1])
+        except OSError:
+            pass
+    for child, parent in parents.items():
+        if parent in pids and child not in pids:
+            pids.append(child)
+    return pids
+
+
+def rss_mib(pid: int) -> float:
+    total = 0
+    for each in tree(pid):
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for each in tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+class PeakMemory:
+    """Samples the process tree's resident memory every 50 ms while in use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mib(self.pid))
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def median_of(repeat: int, run: Callable[[int], float]) -> float:
+    return statistics.median(run(i) for i in range(repeat))
+
+
+# ---------------------------------------------------------------- workloads
+
+
+class Blob:
+    """A big file of random bytes on disk; each repetition pushes it with a distinct 64-byte prefix."""
+
+    def __init__(self, path: Path, mib: int) -> None:
+        self.path, self.size = path, mib * MIB
+        with open(path, "wb") as handle:
+            for _ in range(mib):
+                handle.write(os.urandom(MIB))
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def variant(self, tag: str) -> tuple[bytes, str]:
+        prefix = hashlib.sha256(tag.encode()).hexdigest().encode()
+        digest = hashlib.sha256(prefix)
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(8 * MIB):
+                digest.update(chunk)
+        return prefix, "sha256:" + digest.hexdigest()
+
+
+def push_monolithic(registry: Registry, blob: Blob, tag: str) -> float:
+    """POST, then one PUT with the whole blob: the monolithic push every registry supports (distribution
+    2.8 does not take the body on the POST itself)."""
+    prefix, digest = blob.variant(tag)
+    connection = Connection(registry.host, registry.port)
+    started = time.perf_counter()
+    reply = connection.request("POST", f"/v2/{NAME}/blobs/uploads/", registry.auth)
+    location = "/" + reply.headers["location"].split("://", 1)[-1].split("/", 1)[1]
+    reply = connection.request(
+        "PUT",
+        f"{location}{'&' if '?' in location else '?'}digest={digest}",
+        registry.auth,
+        prefix=prefix,
+        file=(blob.fd, 0, blob.size),
+    )
+    elapsed = time.perf_counter() - started
+    assert reply.status == 201, (registry.name, reply.status)
+    connection.close()
+    return (len(prefix) + blob.size) / MIB / elapsed
+
+
+def push_chunked(registry: Registry, blob: Blob, tag: str, chunk: int = 5 * MIB) -> float:
+    prefix, digest = blob.variant(tag)
+    total = len(prefix) + blob.size
+    connection = Connection(registry.host, registry.port)
+    started = time.perf_counter()
+    reply = connection.request("POST", f"/v2/{NAME}/blobs/uploads/", registry.auth)
+    location = "/" + reply.headers["location"].split("://", 1)[-1].split("/", 1)[1]
+    offset = 0
+    while offset < total:  # the first chunk carries the prefix
+        first = offset == 0
+        size = min(chunk, total - offset)
+        file_offset = offset - len(prefix) if not first else 0
+        file_count = size - (len(prefix) if first else 0)
+        headers = {
+            **registry.auth,
+            "Content-Range": f"{offset}-{offset + size - 1}",
+            "Content-Type": "application/octet-stream",
+        }
+        reply = connection.request(
+            "PATCH", location, headers, prefix=prefix if first else b"", file=(blob.fd, file_offset, file_count)
+        )
+        assert reply.status == 202, (registry.name, reply.status)
+        location = "/" + reply.headers["location"].split("://", 1)[-1].split("/", 1)[1]
+        offset += size
+    reply = connection.request("PUT", f"{location}{'&' if '?' in location else '?'}digest={digest}", registry.auth)
+    assert reply.status == 201, (registry.name, reply.status)
+    connection.close()
+    return total / MIB / (time.perf_counter() - started)
+
+
+def pull(registry: Registry, digest: str, size: int) -> float:
+    connection = Connection(registry.host, registry.port)
+    started = time.perf_counter()
+    reply = connection.request("GET", f"/v2/{NAME}/blobs/{digest}", registry.auth)
+    elapsed = time.perf_counter() - started
+    assert reply.status == 200 and reply.length == size, (registry.name, reply.status, reply.length)
+    connection.close()
+    return size / MIB / elapsed
+
+
+def image_ops(registry: Registry, clients: int, seconds: float) -> tuple[float, float, float]:
+    """Each op: push a 1 MiB layer and a config, put the manifest, get it back, pull the layer."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        connection = Connection(registry.host, registry.port)
+        i = 0
+        while time.monotonic() < deadline:
+            layer, config = os.urandom(MIB), json.dumps({"architecture": "amd64", "os": "linux", "n": [n, i]}).encode()
+            ld, cd = "sha256:" + hashlib.sha256(layer).hexdigest(), "sha256:" + hashlib.sha256(config).hexdigest()
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": cd,
+                        "size": len(config),
+                    },
+                    "layers": [
+                        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": len(layer)}
+                    ],
+                }
+            ).encode()
+            started = time.perf_counter()
+            for digest, data in ((ld, layer), (cd, config)):
+                reply = connection.request("POST", f"/v2/{NAME}/blobs/uploads/", registry.auth)
+                location = "/" + reply.headers["location"].split("://", 1)[-1].split("/", 1)[1]
+                separator = "&" if "?" in location else "?"
+                reply = connection.request("PUT", f"{location}{separator}digest={digest}", registry.auth, body=data)
+                assert reply.status == 201, (registry.name, reply.status)
+            tag = f"c{n}-{i}"
+            headers = {**registry.auth, "Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+            assert connection.request("PUT", f"/v2/{NAME}/manifests/{tag}", headers, body=manifest).status == 201
+            accept = {**registry.auth, "Accept": "application/vnd.oci.image.manifest.v1+json"}
+            assert connection.request("GET", f"/v2/{NAME}/manifests/{tag}", accept).status == 200
+            assert connection.request("GET", f"/v2/{NAME}/blobs/{ld}", registry.auth).length == MIB
+            with lock:
+                latencies.append(time.perf_counter() - started)
+            i += 1
+        connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return len(latencies) / elapsed, p(0.50), p(0.99)
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
+    if not shutil.which("wrk"):
+        install("wrk")
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    units = {"B": 1 / MIB, "KB": 1 / 1024, "MB": 1, "GB": 1024}
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    requests = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"50%\s+([\d.]+)(\w+)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}
+    return {
+        "mib_s": float(transfer[1]) * units[transfer[2]] if transfer else 0.0,
+        "rps": float(requests[1]) if requests else 0.0,
+        "p50_ms": float(p50[1]) * scale[p50[2]] if p50 else 0.0,
+    }
+
+
+def pull_concurrently(registry: Registry, digest: str, seconds: int) -> tuple[float, float]:
+    with PeakMemory(registry.pid()) as memory:
+        result = wrk(f"{registry.url}/v2/{NAME}/blobs/{digest}", 64, seconds)
+    return result["mib_s"], memory.peak
+
+
+# ---------------------------------------------------------------- pier's API
+
+
+def signed_script(pier: Pier, operation: str, payload: dict[str, Any], path: Path) -> Path:
+    """A wrk script replaying one SigV4-signed request (valid for 15 minutes, which is enough)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps(payload)
+    request = AWSRequest(
+        "POST",
+        pier.url + "/",
+        data=body.encode(),
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"SpencerFrontendService.{operation}"},
+    )
+    SigV4Auth(
+        Credentials(ACCOUNT["PIER_ACCESS_KEY_ID"], ACCOUNT["PIER_SECRET_ACCESS_KEY"]), "ecr-public", "us-east-1"
+    ).add_auth(request)
+    headers = "".join(f'wrk.headers["{k}"] = {json.dumps(v)}\n' for k, v in request.headers.items())
+    path.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
+    return path
+
+
+def fill_images(pier: Pier, repository: str, count: int) -> None:
+    """Put `count` images straight into pier's metadata (bulk SQL: the bench is about reading pages)."""
+    from sqlalchemy import create_engine, insert, select
+
+    from pier.storage import schema
+
+    pier.ecr.create_repository(repositoryName=repository)
+    engine = create_engine(f"sqlite:///{pier.server.data_dir / 'pier.db'}", connect_args={"timeout": 60})
+    with engine.begin() as conn:
+        repo_id = conn.execute(
+            select(schema.repositories.c.id).where(schema.repositories.c.name == repository)
+        ).scalar_one()
+        now = time.time()
+        for start in range(0, count, 10_000):
+            rows = [
+                {
+                    "repository_id": repo_id,
+                    "digest": "sha256:" + hashlib.sha256(f"{repository}{i}".encode()).hexdigest(),
+                    "manifest": b"{}",
+                    "media_type": "application/vnd.oci.image.manifest.v1+json",
+                    "artifact_media_type": "application/vnd.oci.image.config.v1+json",
+                    "artifact_type": None,
+                    "subject_digest": None,
+                    "size": 1000 + i,
+                    "pushed_at": now + i,
+                }
+                for i in range(start, min(count, start + 10_000))
+            ]
+            conn.execute(insert(schema.images), rows)
+            tags = (
+                conn.execute(
+                    select(schema.images.c.id).where(
+                        schema.images.c.repository_id == repo_id, schema.images.c.size >= 1000 + start
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(
+                insert(schema.image_tags),
+                [
+                    {"repository_id": repo_id, "tag": f"t{image_id}", "image_id": image_id, "created_at": now}
+                    for image_id in tags
+                ],
+            )
+    engine.dispose()
+
+
+def page_latency(pier: Pier, repository: str, samples: int = 30) -> tuple[float, float]:
+    """Median milliseconds of a DescribeImages page of 100: the first page, and one deep in the listing."""
+    first = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        page = pier.ecr.describe_images(repositoryName=repository, maxResults=100)
+        first.append(time.perf_counter() - started)
+    token, pages = page.get("nextToken"), 1
+    while token and pages < 9:  # walk a little way in, then sample there
+        page = pier.ecr.describe_images(repositoryName=repository, maxResults=1000, nextToken=token)
+        token, pages = page.get("nextToken"), pages + 1
+    deep = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        pier.ecr.describe_images(repositoryName=repository, maxResults=100, nextToken=token) if token else None
+        deep.append(time.perf_counter() - started)
+    return statistics.median(first) * 1000, statistics.median(deep) * 1000
+
+
+# ---------------------------------------------------------------- physical limits
+
+
+def sha256_mib_s(mib: int = 512) -> float:
+    data, digest = os.urandom(MIB), hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(mib):
+        digest.update(data)
+    return mib / (time.perf_counter() - started)
+
+
+def disk_mib_s(directory: Path, mib: int = 1024) -> float:
+    data = os.urandom(MIB)
+    path = directory / "durable-write"
+    started = time.perf_counter()
+    with open(path, "wb", buffering=0) as handle:
+        for _ in range(mib):
+            handle.write(data)
+        os.fsync(handle.fileno())
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return mib / elapsed
+
+
+def sendfile_mib_s(blob: Blob) -> float:
+    sink = Sink()
+    connection = Connection("127.0.0.1", sink.port)
+    started = time.perf_counter()
+    connection.request("POST", "/", file=(blob.fd, 0, blob.size))
+    elapsed = time.perf_counter() - started
+    sink.shutdown()
+    return blob.size / MIB / elapsed
+
+
+def client_pull_ceiling(mib: int = 256) -> float:
+    sink = Sink(os.urandom(mib * MIB))
+    connection = Connection("127.0.0.1", sink.port)
+    started = time.perf_counter()
+    connection.request("GET", "/")
+    elapsed = time.perf_counter() - started
+    sink.shutdown()
+    return mib / elapsed
+
+
+def client_ops_ceiling(clients: int, seconds: float) -> float:
+    sink = Sink(os.urandom(MIB))
+    fake = Registry()
+    fake.host, fake.port, fake.name = "127.0.0.1", sink.port, "sink"
+    ops, _, _ = image_ops(fake, clients, seconds)
+    sink.shutdown()
+    return ops
+
+
+# ---------------------------------------------------------------- report
+
+
+def measure(registry: Registry, big: Blob, medium: Blob, root: Path, args: argparse.Namespace) -> dict[str, float]:
+    r: dict[str, float] = {}
+    cpu = cpu_seconds(registry.pid())
+    with PeakMemory(registry.pid()) as memory:
+        r["push monolithic (MiB/s)"] = median_of(args.repeat, lambda i: push_monolithic(registry, big, f"m{i}"))
+    r["peak RSS, monolithic push (MiB)"] = memory.peak
+    r["server CPU s per GiB pushed"] = (cpu_seconds(registry.pid()) - cpu) / args.repeat / (big.size / 1024**3)
+    r["push 5 MiB chunks (MiB/s)"] = median_of(args.repeat, lambda i: push_chunked(registry, big, f"c{i}"))
+    prefix, digest = big.variant("m0")
+    cpu = cpu_seconds(registry.pid())
+    r["pull (MiB/s)"] = median_of(args.repeat, lambda _: pull(registry, digest, len(prefix) + big.size))
+    r["server CPU s per GiB pulled"] = (cpu_seconds(registry.pid()) - cpu) / args.repeat / (big.size / 1024**3)
+    ops, p50, p99 = image_ops(registry, 16, args.seconds)
+    r["16-client 1 MiB image ops/s"], r["image op p50 (ms)"], r["image op p99 (ms)"] = ops, p50, p99
+    push_monolithic(registry, medium, "pull-me")
+    _, medium_digest = medium.variant("pull-me")
+    runs = [pull_concurrently(registry, medium_digest, 10) for _ in range(args.repeat)]
+    r["64-client pull (MiB/s)"] = statistics.median(m for m, _ in runs)
+    r["peak RSS, 64-client pull (MiB)"] = max(peak for _, peak in runs)
+    if isinstance(registry, Pier):
+        script = signed_script(registry, "DescribeRepositories", {}, root / "describe.lua")
+        r["signed DescribeRepositories calls/s"] = wrk(registry.url + "/", 16, 10, script)["rps"]
+        fill_images(registry, "small", 1000)
+        fill_images(registry, "large", args.images)
+        script = signed_script(
+            registry, "DescribeImages", {"repositoryName": "large", "maxResults": 100}, root / "images.lua"
+        )
+        r["signed DescribeImages page calls/s"] = wrk(registry.url + "/", 16, 10, script)["rps"]
+        r["DescribeImages page, 1,000 images (ms)"], _ = page_latency(registry, "small")
+        first, deep = page_latency(registry, "large")
+        r[f"DescribeImages page, {args.images:,} images (ms)"] = first
+        r[f"DescribeImages deep page, {args.images:,} images (ms)"] = deep
+    return r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=30, help="length of the 16-client workload")
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--images", type=int, default=100_000, help="images in the big DescribeImages repository")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))  # the same disk for both
+    results: dict[str, dict[str, float]] = {"pier": {}, "distribution": {}}
+    limits: dict[str, float] = {}
+    try:
+        big = Blob(root / "big.bin", args.big_mib)
+        medium = Blob(root / "medium.bin", 100)
+        limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
+        limits["loopback sendfile (MiB/s)"] = median_of(args.repeat, lambda _: sendfile_mib_s(big))
+        limits["disk, durable write (MiB/s)"] = median_of(args.repeat, lambda _: disk_mib_s(root))
+        limits["client pull ceiling (MiB/s)"] = median_of(args.repeat, lambda _: client_pull_ceiling())
+        limits["client 16-client image ops ceiling (ops/s)"] = client_ops_ceiling(16, min(args.seconds, 10))
+        for make in (Pier, Distribution):
+            registry = make(root)
+            print(f"-- {registry.name}", flush=True)
+            try:
+                results[registry.name] = measure(registry, big, medium, root, args)
+            finally:
+                registry.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    write_report(results, limits, args)
+
+
+def versions() -> dict[str, str]:
+    def run(*command: str) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    import granian
+
+    from pier import __version__
+
+    return {
+        "pier": __version__,
+        "granian": granian.__version__,
+        "python": platform.python_version(),
+        "distribution": run("dpkg-query", "-W", "-f=${Version}", "docker-registry"),
+        "wrk": run("dpkg-query", "-W", "-f=${Version}", "wrk"),
+        "cpus": str(os.cpu_count()),
+        "kernel": platform.release(),
+    }
+
+
+def write_report(results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace) -> None:
+    pier, dist = results["pier"], results["distribution"]
+    lines = [
+        f"# pier beside CNCF distribution ({datetime.date.today()})",
+        "",
+        "Measured by `python bench/run.py` on one machine: both registries on loopback, storage on the same "
+        f"disk, one client. Medians of {args.repeat} runs; the big blob is {args.big_mib} MiB.",
+        "",
+        "| | " + " | ".join(f"{k}: {v}" for k, v in versions().items()) + " |",
+        "|---|" + "---|" * len(versions()),
+        "",
+        "## Physical limits",
+        "",
+        "| limit | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v:,.0f} |" for k, v in limits.items()]
+    lines += ["", "## Workloads", "", "| figure | pier | distribution | pier / distribution |", "|---|---|---|---|"]
+    for key in pier:
+        theirs = dist.get(key)
+        ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
+        lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    chart(pier, dist)
+
+
+def chart(pier: dict[str, float], dist: dict[str, float]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], check=True)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    keys = [k for k in pier if k in dist and ("MiB/s" in k or "ops/s" in k)]
+    figure, axis = plt.subplots(figsize=(10, 5))
+    positions = range(len(keys))
+    axis.barh([p + 0.2 for p in positions], [pier[k] for k in keys], 0.4, label="pier")
+    axis.barh([p - 0.2 for p in positions], [dist[k] for k in keys], 0.4, label="distribution 2.8")
+    axis.set_yticks(list(positions), keys)
+    axis.set_xscale("log")
+    axis.set_xlabel("higher is better (log scale)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(HERE / "results.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
