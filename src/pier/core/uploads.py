@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pier import errors
 from pier.core import limits
@@ -59,42 +59,82 @@ def append(
     """
     with core.locks.hold(upload_id):
         upload = find(core, repository, upload_id)
-        if offset is not None and offset != upload.size:
-            raise errors.InvalidLayerPart(
-                repository.registry_id,
-                repository.name,
-                upload_id,
-                max(upload.size - 1, 0),
-                f"The part starts at byte {offset}, but the upload has {upload.size} bytes: "
-                f"the next part must start at byte {upload.size}",
-            )
-        try:
-            writer = core.blobs.open_upload(upload_id, upload.size)
-        except UploadMissing:
-            raise errors.UploadNotFound(upload_id) from None
-        size = upload.size
-        try:
-            for part in parts:
-                size += len(part)
-                if size > limits.MAX_LAYER_SIZE:
-                    raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
-                writer.write(part)
-            if expected_length is not None and size - upload.size != expected_length:
-                raise errors.SizeInvalid(expected_length, size - upload.size)
-        except BaseException:
-            writer.abort()
-            raise
-        new_size = writer.close()
-        small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
-        if not core.meta.advance_upload(upload_id, upload.size, new_size, core.clock(), small):
-            raise errors.InvalidLayerPart(
-                repository.registry_id,
-                repository.name,
-                upload_id,
-                max(upload.size - 1, 0),
-                "Another request changed the upload meanwhile",
-            )
+        new_size = _write(core, repository, upload, offset, parts, expected_length)
+        _record(core, repository, upload, new_size)
         return new_size
+
+
+def append_and_finish(
+    core: Core,
+    repository: RepositoryRow,
+    upload_id: str,
+    offset: int | None,
+    parts: Iterable[bytes],
+    expected_length: int | None,
+    digest: str,
+) -> bool:
+    """The last bytes and the digest in one request: one transaction fewer than append() then finish().
+
+    If finishing fails (a wrong digest, say), the bytes stay acknowledged, as if appended alone.
+    """
+    with core.locks.hold(upload_id):
+        upload = find(core, repository, upload_id)
+        new_size = _write(core, repository, upload, offset, parts, expected_length)
+        try:
+            return _finish(core, repository, replace(upload, size=new_size), digest, ecr_rules=False)
+        except errors.PierError:
+            _record(core, repository, upload, new_size)
+            raise
+
+
+def _write(
+    core: Core,
+    repository: RepositoryRow,
+    upload: UploadRow,
+    offset: int | None,
+    parts: Iterable[bytes],
+    expected_length: int | None,
+) -> int:
+    """Write the parts after the acknowledged bytes, durably; the new size (not yet recorded)."""
+    if offset is not None and offset != upload.size:
+        raise errors.InvalidLayerPart(
+            repository.registry_id,
+            repository.name,
+            upload.id,
+            max(upload.size - 1, 0),
+            f"The part starts at byte {offset}, but the upload has {upload.size} bytes: "
+            f"the next part must start at byte {upload.size}",
+        )
+    try:
+        writer = core.blobs.open_upload(upload.id, upload.size)
+    except UploadMissing:
+        raise errors.UploadNotFound(upload.id) from None
+    size = upload.size
+    try:
+        for part in parts:
+            size += len(part)
+            if size > limits.MAX_LAYER_SIZE:
+                raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
+            writer.write(part)
+        if expected_length is not None and size - upload.size != expected_length:
+            raise errors.SizeInvalid(expected_length, size - upload.size)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _record(core: Core, repository: RepositoryRow, upload: UploadRow, new_size: int) -> None:
+    """Acknowledge the bytes written: the upload's size moves, unless another request moved it first."""
+    small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
+    if not core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
+        raise errors.InvalidLayerPart(
+            repository.registry_id,
+            repository.name,
+            upload.id,
+            max(upload.size - 1, 0),
+            "Another request changed the upload meanwhile",
+        )
 
 
 def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *, ecr_rules: bool) -> bool:
@@ -103,25 +143,28 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
     ecr_rules adds ECR's checks on parts and duplicates (the OCI API has neither).
     """
     with core.locks.hold(upload_id):
-        upload = find(core, repository, upload_id)
-        if upload.size == 0 and ecr_rules:
-            raise errors.EmptyUpload(upload_id)
-        if ecr_rules and upload.small_inner_part:
-            raise errors.LayerPartTooSmall(limits.MIN_PART_SIZE)
-        if ecr_rules and core.meta.get_repository_blobs(repository.id, [digest]):
-            cancel(core, upload)
-            raise errors.LayerAlreadyExists(digest)
-        try:
-            core.blobs.verify_upload(upload_id, upload.size, digest)
-        except DigestMismatch as mismatch:
-            raise errors.InvalidLayer(mismatch.expected, mismatch.actual) from None
-        except UploadMissing:
-            raise errors.UploadNotFound(upload_id) from None
+        return _finish(core, repository, find(core, repository, upload_id), digest, ecr_rules=ecr_rules)
 
-        def publish() -> None:
-            core.blobs.publish_upload(upload_id, upload.size, digest)
 
-        return core.meta.finish_upload(upload_id, repository.id, digest, upload.size, core.clock(), publish)
+def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: str, *, ecr_rules: bool) -> bool:
+    if upload.size == 0 and ecr_rules:
+        raise errors.EmptyUpload(upload.id)
+    if ecr_rules and upload.small_inner_part:
+        raise errors.LayerPartTooSmall(limits.MIN_PART_SIZE)
+    if ecr_rules and core.meta.get_repository_blobs(repository.id, [digest]):
+        cancel(core, upload)
+        raise errors.LayerAlreadyExists(digest)
+    try:
+        core.blobs.verify_upload(upload.id, upload.size, digest)
+    except DigestMismatch as mismatch:
+        raise errors.InvalidLayer(mismatch.expected, mismatch.actual) from None
+    except UploadMissing:
+        raise errors.UploadNotFound(upload.id) from None
+
+    def publish() -> None:
+        core.blobs.publish_upload(upload.id, upload.size, digest)
+
+    return core.meta.finish_upload(upload.id, repository.id, digest, upload.size, core.clock(), publish)
 
 
 def expire(core: Core) -> int:

@@ -49,19 +49,26 @@ def _has_body(ctx: OciRequest) -> bool:
     return (length is not None and length != "0") or "chunked" in ctx.request.headers.get("transfer-encoding", "")
 
 
-async def _append(ctx: OciRequest, upload_id: str) -> int:
-    """Append the request body where Content-Range says (or at the end); 416 when that is not the end."""
-    offset = expected = None
+def _body_range(ctx: OciRequest) -> tuple[int | None, int | None]:
+    """(offset, length) from Content-Range, else (None, Content-Length)."""
     if (content_range := ctx.request.headers.get("content-range")) is not None:
         match = CONTENT_RANGE.fullmatch(content_range.strip())
         if not match or int(match[2]) < int(match[1]):
             raise OciError("BLOB_UPLOAD_INVALID", 400, f"Content-Range {content_range!r} is not start-end")
-        offset, expected = int(match[1]), int(match[2]) - int(match[1]) + 1
+        return int(match[1]), int(match[2]) - int(match[1]) + 1
     length = ctx.request.headers.get("content-length")
-    if length is not None and length.isdigit() and expected is None and offset is None:
-        expected = int(length)
+    return None, int(length) if length is not None and length.isdigit() else None
+
+
+async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) -> int:
+    """Append the request body where Content-Range says (or at the end); 416 when that is not the end.
+    With a digest, finish the upload in the same step (one transaction fewer)."""
+    offset, expected = _body_range(ctx)
 
     def write(parts: Iterator[bytes]) -> int:
+        if digest is not None:
+            uploads.append_and_finish(ctx.core, ctx.repository, upload_id, offset, parts, expected, digest)
+            return 0
         return uploads.append(ctx.core, ctx.repository, upload_id, offset, parts, expected)
 
     try:
@@ -78,6 +85,10 @@ async def _append(ctx: OciRequest, upload_id: str) -> int:
 
 async def _finish(ctx: OciRequest, upload_id: str, digest: str) -> Response:
     await run_in_threadpool(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    return _created(ctx, digest)
+
+
+def _created(ctx: OciRequest, digest: str) -> Response:
     headers = {"Location": ctx.url(f"/v2/{ctx.name}/blobs/{digest}"), "Docker-Content-Digest": digest}
     return Response(b"", 201, headers)
 
@@ -96,8 +107,8 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
     upload_id = await run_in_threadpool(uploads.start, ctx.core, ctx.repository)
     if digest is None:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
-    await _append(ctx, upload_id)
-    return await _finish(ctx, upload_id, digest)
+    await _append(ctx, upload_id, digest)
+    return _created(ctx, digest)
 
 
 def _mount(ctx: OciRequest, digest: str, source_name: str) -> bool:
@@ -119,7 +130,8 @@ async def put_blob_upload(ctx: OciRequest) -> Response:
     upload_id = _upload_id(ctx)
     digest = _digest_param(ctx)
     if _has_body(ctx):
-        await _append(ctx, upload_id)
+        await _append(ctx, upload_id, digest)
+        return _created(ctx, digest)
     return await _finish(ctx, upload_id, digest)
 
 

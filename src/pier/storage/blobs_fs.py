@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pier.digests import is_sha256
 from pier.storage.blobs import DigestMismatch, UploadMissing
 
 CHUNK = 1024 * 1024
+FLUSH_EVERY = 32 * 1024 * 1024  # bytes an upload writes before writeback is started beside it
 UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -70,6 +72,8 @@ class FsUploadWriter:
         self._store = store
         self._upload_id = upload_id
         path = store.upload_path(upload_id)
+        if offset == 0:
+            path.touch()  # nothing acknowledged yet: (re)create it, e.g. after a crash right after start
         try:
             self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed by close/abort
         except FileNotFoundError:
@@ -77,6 +81,8 @@ class FsUploadWriter:
         self._file.truncate(offset)
         self._file.seek(offset)
         self._size = offset
+        self._unflushed = 0
+        self._flusher: threading.Thread | None = None
         # Continue the running hash if this process has it at this offset; else finish re-reads the file.
         cached = store.hashes.pop(upload_id, None)
         self._hash = cached[1] if cached and cached[0] == offset else None
@@ -86,8 +92,20 @@ class FsUploadWriter:
         if self._hash is not None:
             self._hash.update(data)
         self._size += len(data)
+        self._unflushed += len(data)
+        if self._unflushed >= FLUSH_EVERY and not (self._flusher and self._flusher.is_alive()):
+            # Start writeback now, beside the transfer, so close() has little left to wait for. (Linux
+            # would otherwise hold a big upload in the page cache until the final fsync.)
+            self._unflushed = 0
+            self._flusher = threading.Thread(target=os.fdatasync, args=(self._file.fileno(),), daemon=True)
+            self._flusher.start()
+
+    def _join_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.join()
 
     def close(self) -> int:
+        self._join_flusher()
         os.fsync(self._file.fileno())
         self._file.close()
         if self._hash is not None:
@@ -95,6 +113,7 @@ class FsUploadWriter:
         return self._size
 
     def abort(self) -> None:
+        self._join_flusher()
         self._file.close()
 
 
@@ -114,10 +133,8 @@ class FsBlobStore:
         return self.uploads_dir / upload_id
 
     def start_upload(self, upload_id: str) -> None:
-        path = self.upload_path(upload_id)
-        with open(path, "xb") as handle:
-            os.fsync(handle.fileno())
-        _fsync_dir(self.uploads_dir)
+        # No fsync: an empty upload lost in a crash loses nothing, and open_upload makes it again.
+        self.upload_path(upload_id).touch(exist_ok=False)
         self.hashes[upload_id] = (0, hashlib.sha256())
 
     def open_upload(self, upload_id: str, offset: int) -> FsUploadWriter:
@@ -137,21 +154,21 @@ class FsBlobStore:
             digest = _hash_file(path, size)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
-        return digest
+        if path.stat().st_size != size:  # a tail written but never acknowledged: drop it, durably
+            with open(path, "r+b") as handle:
+                handle.truncate(size)
+                os.fsync(handle.fileno())
+        return digest  # the acknowledged bytes were fsynced when they were acknowledged
 
     def publish_upload(self, upload_id: str, size: int, digest: str) -> None:
         path = self.upload_path(upload_id)
         self.hashes.pop(upload_id, None)
         if not path.exists():
             return  # published before a crash (verify_upload checked the blob is there)
-        with open(path, "r+b") as handle:
-            handle.truncate(size)  # drop a tail that was written but never acknowledged
-            os.fsync(handle.fileno())
         final = self.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
-        _fsync_dir(final.parent)
-        _fsync_dir(self.uploads_dir)
+        _fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
 
     def cancel_upload(self, upload_id: str) -> None:
         self.hashes.pop(upload_id, None)

@@ -7,7 +7,9 @@ never wait for writers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import (
@@ -82,8 +84,17 @@ def open_engine(url: str) -> Engine:
 class SqlMetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._write = engine.execution_options(pier_write=True)  # use for every transaction that writes
+        self._write = engine.execution_options(pier_write=True)
+        # SQLite lets one writer in at a time and makes the others poll with growing sleeps; queueing this
+        # process's writers on a lock first wakes each the moment the previous one commits.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         migrate.upgrade(engine)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction that writes (every write goes through here)."""
+        with self._write_lock, self._write.begin() as conn:
+            yield conn
 
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
@@ -97,7 +108,7 @@ class SqlMetadataStore:
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int
     ) -> RepositoryRow:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             count = conn.execute(
                 select(func.count()).select_from(_repos).where(_repos.c.registry_id == registry_id)
             ).scalar_one()
@@ -135,7 +146,7 @@ class SqlMetadataStore:
         return [_repository(row) for row in rows]
 
     def delete_repository(self, repository_id: int) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             image_ids = select(_images.c.id).where(_images.c.repository_id == repository_id)
             conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id.in_(image_ids)))
             conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id.in_(image_ids)))
@@ -144,11 +155,11 @@ class SqlMetadataStore:
             conn.execute(delete(_repos).where(_repos.c.id == repository_id))
 
     def set_policy(self, repository_id: int, policy_text: str | None) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(policy_text=policy_text))
 
     def set_catalog(self, repository_id: int, catalog: CatalogRow) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(**_catalog_columns(catalog)))
 
     # Resource tags
@@ -161,7 +172,7 @@ class SqlMetadataStore:
         return {key: value for key, value in rows}
 
     def change_tags(self, repository_id: int, put: Mapping[str, str], remove: Sequence[str], limit: int) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             where = _tags.c.repository_id == repository_id
             if remove:
                 conn.execute(delete(_tags).where(where, _tags.c.key.in_(list(remove))))
@@ -185,7 +196,7 @@ class SqlMetadataStore:
 
     def set_registry_display_name(self, registry_id: str, display_name: str) -> None:
         table = schema.registries
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 update(table).where(table.c.registry_id == registry_id).values(display_name=display_name)
             ).rowcount
@@ -196,7 +207,7 @@ class SqlMetadataStore:
 
     def index_repository(self, repository_id: int, terms: Mapping[str, int], badges: set[tuple[str, str]]) -> None:
         terms_table, badges_table = schema.search_terms, schema.repository_badges
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(terms_table).where(terms_table.c.repository_id == repository_id))
             conn.execute(delete(badges_table).where(badges_table.c.repository_id == repository_id))
             if terms:
@@ -292,7 +303,7 @@ class SqlMetadataStore:
     def collect_blob(self, digest: str, touched_before: float, remove: Callable[[], None]) -> bool:
         blobs = schema.blobs
         try:
-            with self._write.begin() as conn:
+            with self._writing() as conn:
                 conn.execute(delete(_repo_blobs).where(_repo_blobs.c.digest == digest))
                 deleted = conn.execute(
                     delete(blobs).where(
@@ -317,7 +328,7 @@ class SqlMetadataStore:
         return [SigningKey(row["key_id"], bytes.fromhex(row["secret"]), row["created_at"]) for row in rows]
 
     def add_signing_key(self, key: SigningKey) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 insert(schema.signing_keys).values(
                     key_id=key.key_id, secret=key.secret.hex(), created_at=key.created_at
@@ -326,13 +337,13 @@ class SqlMetadataStore:
 
     def remove_signing_keys_except(self, key_id: str) -> None:
         table = schema.signing_keys
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(table).where(table.c.key_id != key_id))
 
     # Blobs
 
     def add_blob(self, digest: str, size: int, created_at: float) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             self._record_blob(conn, digest, size, created_at)
 
     def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
@@ -354,7 +365,7 @@ class SqlMetadataStore:
     # Blobs in repositories
 
     def add_repository_blob(self, repository_id: int, digest: str, size: int, now: float) -> bool:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             return self._add_repository_blob(conn, repository_id, digest, size, now)
 
     def _add_repository_blob(self, conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
@@ -386,7 +397,7 @@ class SqlMetadataStore:
             return list(conn.execute(query).scalars())
 
     def remove_repository_blob(self, repository_id: int, digest: str) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 delete(_repo_blobs).where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == digest)
             )
@@ -409,7 +420,7 @@ class SqlMetadataStore:
     def _put_image(
         self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
     ) -> tuple[PutOutcome, ImageRow]:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
             wanted = list(image.blob_media_types)
             present = (
@@ -562,14 +573,14 @@ class SqlMetadataStore:
             return list(conn.execute(query).scalars())
 
     def delete_image(self, image_id: int) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(_image_tags).where(_image_tags.c.image_id == image_id))
             conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id == image_id))
             conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id == image_id))
             conn.execute(delete(_images).where(_images.c.id == image_id))
 
     def remove_tag(self, repository_id: int, tag: str) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(
                 delete(_image_tags).where(_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
             )
@@ -606,7 +617,7 @@ class SqlMetadataStore:
     # Uploads
 
     def insert_upload(self, upload: UploadRow) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(insert(_uploads).values(**upload.__dict__))
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
@@ -617,7 +628,7 @@ class SqlMetadataStore:
     def advance_upload(
         self, upload_id: str, expected_size: int, new_size: int, now: float, small_inner_part: bool
     ) -> bool:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 update(_uploads)
                 .where(_uploads.c.id == upload_id, _uploads.c.size == expected_size)
@@ -631,7 +642,7 @@ class SqlMetadataStore:
             return bool(done)
 
     def delete_upload(self, upload_id: str) -> None:
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
 
     def upload_ids(self, repository_id: int) -> list[str]:
@@ -648,7 +659,7 @@ class SqlMetadataStore:
         # publish() runs inside the transaction, after the blob's row is written (or locked): GC deletes a
         # row and its bytes in one transaction too, so the two cannot interleave and leave a row without
         # bytes. A crash before commit leaves bytes without a row, which nothing points at.
-        with self._write.begin() as conn:
+        with self._writing() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
             publish()
             conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
