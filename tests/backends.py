@@ -26,7 +26,7 @@ from typing import Any
 import boto3
 import psycopg
 
-from tests.roundrobin import send
+from tests.roundrobin import relay, send
 from tests.server import PierServer, free_port
 
 BUCKET = "pier-tests"
@@ -236,14 +236,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             response = connection.getresponse()
             data = response.read()
             connection.close()
-        self.send_response(response.status)
-        for key, value in response.getheaders():
-            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        relay(self, response, data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 

@@ -59,14 +59,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         response = connection.getresponse()
         data = response.read()
         connection.close()
-        self.send_response(response.status)
-        for key, value in response.getheaders():
-            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", response.getheader("Content-Length") or str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        relay(self, response, data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _forward
 
@@ -83,3 +76,15 @@ def send(connection: http.client.HTTPConnection, method: str, path: str, headers
     if body or method in ("PUT", "POST", "PATCH"):
         connection.putheader("Content-Length", str(len(body)))
     connection.endheaders(body or None)
+
+
+def relay(handler: http.server.BaseHTTPRequestHandler, response: http.client.HTTPResponse, data: bytes) -> None:
+    """Send a backend's response (already read) back to the client, with a plain Content-Length."""
+    handler.send_response(response.status)
+    for key, value in response.getheaders():
+        if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", response.getheader("Content-Length") or str(len(data)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)

@@ -79,5 +79,15 @@ class PierServer:
         self.stop()
         self.start()
 
+    def run_cli(self, *args: str, timeout: float = 120) -> str:
+        """Run a `pier` subcommand against this server's data dir and config; its standard output."""
+        command = [sys.executable, "-m", "pier", *args, "--data-dir", str(self.data_dir)]
+        if self.config_file is not None:
+            command += ["--config", str(self.config_file)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=True, env={**os.environ, **self.env}
+        )
+        return done.stdout
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

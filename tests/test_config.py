@@ -106,24 +106,7 @@ def test_rotate_key_and_revoke(make_server: Any) -> None:
     before = password(client(server))
 
     def rotate(*flags: str) -> str:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pier",
-                "rotate-key",
-                "--data-dir",
-                str(server.data_dir),
-                "--config",
-                str(server.config_file),
-                *flags,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout
+        return server.run_cli("rotate-key", *flags)
 
     assert "signs tokens with key" in rotate()
     assert httpx.get(f"{server.url}/token", auth=("AWS", before)).status_code == 200  # still valid

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,26 +83,8 @@ def test_three_processes_serve_as_one_registry(cluster: tuple[RoundRobin, list[P
     assert httpx.get(f"{v2}/blobs/{digest_of(data)}", follow_redirects=True).content == data
 
 
-def run_gc(server: PierServer, grace: int) -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pier",
-            "gc",
-            "--grace-seconds",
-            str(grace),
-            "--data-dir",
-            str(server.data_dir),
-            "--config",
-            str(server.config_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
+def run_gc(server: PierServer, grace: int, *flags: str) -> str:
+    return server.run_cli("gc", "--grace-seconds", str(grace), *flags)
 
 
 def test_gc_while_eight_clients_push(make_server: Any, backend: Backend) -> None:
@@ -122,28 +102,7 @@ def test_gc_while_eight_clients_push(make_server: Any, backend: Backend) -> None
         ecr.put_image(repositoryName="busy", imageManifest=image_manifest(cfg, [blob]).decode(), imageTag=f"d{i}")
         doomed += [blob.digest, cfg.digest]
     ecr.batch_delete_image(repositoryName="busy", imageIds=[{"imageTag": f"d{i}"} for i in range(3)])
-    assert (
-        "would free 6 blob(s)"
-        in subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pier",
-                "gc",
-                "--dry-run",
-                "--grace-seconds",
-                "0",
-                "--data-dir",
-                str(server.data_dir),
-                "--config",
-                str(server.config_file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
+    assert "would free 6 blob(s)" in run_gc(server, 0, "--dry-run")
     time.sleep(grace + 0.5)  # now they are older than the grace window
 
     shared = [layer({"base": b"shared base layer" * 5000}), layer({"lib": b"shared library" * 3000})]
