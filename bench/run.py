@@ -631,6 +631,9 @@ def write_report(results: dict[str, dict[str, float]], limits: dict[str, float],
         theirs = dist.get(key)
         ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
         lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    notes = HERE / "notes.md"  # the hand-written reading of the figures: targets, causes, what would help
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     chart(pier, dist)
