@@ -1,5 +1,9 @@
 """The metadata store on SQLAlchemy Core: SQLite by default, PostgreSQL with the same code.
 
+This is the one implementation of storage/metadata.py's protocol, so it is long: every transaction pier
+makes is here, where one can see which of them lock what (the GC-safety of finish_upload, put_image and
+collect_blob depends on reading them together). Sections follow the protocol's.
+
 SQLite runs in WAL mode with synchronous=FULL: a write is durable when the call returns, and readers
 never wait for writers.
 """
