@@ -31,7 +31,7 @@ def get_authorization_token(core: Core, caller: Account) -> tuple[str, float]:
     """(base64 of 'AWS:<password>', expiry). The password is a signed token, checked without a lookup."""
     expires_at = core.clock() + limits.AUTHORIZATION_TOKEN_SECONDS
     password = core.signer.sign(AUTH_PURPOSE, {"a": caller.id}, ttl=limits.AUTHORIZATION_TOKEN_SECONDS)
-    return base64.b64encode(f"AWS:{password}".encode()).decode(), int(expires_at)
+    return base64.b64encode(f"AWS:{password}".encode()).decode(), expires_at
 
 
 def account_for_password(core: Core, password: str) -> Account | None:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -61,7 +62,7 @@ class TokenSigner:
             self._reload()
         body = {"p": purpose, **claims}
         if ttl is not None:
-            body["exp"] = int(self._clock() + ttl)
+            body["exp"] = math.ceil(self._clock() + ttl)  # rounded up: a token never lives less than its ttl
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         signed = f"{payload}.{self._current.key_id}"
         return f"{signed}.{_b64(self._mac(self._current.secret, signed))}"
