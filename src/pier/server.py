@@ -1,7 +1,7 @@
 """Run the app on Granian, in this process.
 
 Granian's embedded server keeps the app in our own process (its multi-process mode forks workers that
-outlive a SIGKILLed parent and keep the port), serves files zero-copy through ASGI pathsend, and stops
+outlive a SIGKILLed parent and keep the port), sends files itself through ASGI pathsend, and stops
 gracefully on SIGINT/SIGTERM.
 """
 

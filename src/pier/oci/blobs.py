@@ -1,4 +1,4 @@
-"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>: files go out zero-copy where the store has them."""
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>: a local file is sent by the server itself, never via Python."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ async def get_blob(ctx: OciRequest) -> Response:
     info = await run_in_threadpool(blobs.stat, ctx.core, ctx.repository, digest)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
     if info.local_path is not None:
-        # Starlette answers Range (206) and HEAD itself, and uses ASGI pathsend (zero-copy) when it can.
+        # Starlette answers Range (206) and HEAD itself, and hands whole files to Granian (ASGI pathsend).
         return FileResponse(info.local_path, media_type="application/octet-stream", headers=headers)
     headers["Content-Length"] = str(info.size)
     if ctx.request.method == "HEAD":

@@ -2,7 +2,7 @@
 
 A writer hashes bytes as they arrive; only commit(digest) publishes them, and only when the digest
 matches. cancel() (or a crash) leaves nothing visible. Readers get a local path where the store has one
-(so the server can send the file zero-copy), a redirect URL where it has one (S3), else a stream.
+(so the server can send the file without Python), a redirect URL where it has one (S3), else a stream.
 """
 
 from __future__ import annotations
