@@ -127,14 +127,19 @@ def _write(
 def _record(core: Core, repository: RepositoryRow, upload: UploadRow, new_size: int) -> None:
     """Acknowledge the bytes written: the upload's size moves, unless another request moved it first."""
     small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
-    if not core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
-        raise errors.InvalidLayerPart(
-            repository.registry_id,
-            repository.name,
-            upload.id,
-            max(upload.size - 1, 0),
-            "Another request changed the upload meanwhile",
-        )
+    if core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
+        return
+    if core.meta.get_upload(upload.id) is None:
+        # Cancelled or expired while we wrote: what we wrote may have brought its bytes back; remove them.
+        core.blobs.cancel_upload(upload.id)
+        raise errors.UploadNotFound(upload.id)
+    raise errors.InvalidLayerPart(
+        repository.registry_id,
+        repository.name,
+        upload.id,
+        max(upload.size - 1, 0),
+        "Another request changed the upload meanwhile",
+    )
 
 
 def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *, ecr_rules: bool) -> bool:
