@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from pier import errors
 from pier.core import gallery
 from pier.core.context import Core
+from pier.core.pagination import Page
 from pier.gallery.pages import TEMPLATES
 
 HEADERS = {
@@ -46,19 +47,24 @@ def _next_link(request: Request, token: str | None) -> str | None:
     return f"{request.url.path}?{urlencode(params)}"
 
 
-async def home(request: Request) -> Response:
+async def _search(request: Request, filters: dict[str, Any], max_results: int | None) -> Page[gallery.Card]:
+    """The gallery search the home page and /search share."""
     core: Core = request.app.state.core
+    return await run_in_threadpool(
+        gallery.search,
+        core,
+        filters["term"],
+        filters["architectures"],
+        filters["operating_systems"],
+        max_results,
+        request.query_params.get("nextToken"),
+    )
+
+
+async def home(request: Request) -> Response:
     filters = _filters(request)
     try:
-        page = await run_in_threadpool(
-            gallery.search,
-            core,
-            filters["term"],
-            filters["architectures"],
-            filters["operating_systems"],
-            None,
-            request.query_params.get("nextToken"),
-        )
+        page = await _search(request, filters, None)
     except errors.InvalidParameter as error:
         return _page(request, "message.html", {"title": "Bad search", "message": error.message}, 400)
     return _page(
@@ -119,21 +125,12 @@ async def repository(request: Request) -> Response:
 
 async def search(request: Request) -> Response:
     """GET /search?term=&architecture=&operatingSystem=&maxResults=&nextToken= as JSON."""
-    core: Core = request.app.state.core
     filters = _filters(request)
     raw = request.query_params.get("maxResults")
     try:
         if raw is not None and not raw.isdigit():
             raise errors.InvalidParameter("maxResults must be a number")
-        page = await run_in_threadpool(
-            gallery.search,
-            core,
-            filters["term"],
-            filters["architectures"],
-            filters["operating_systems"],
-            int(raw) if raw else None,
-            request.query_params.get("nextToken"),
-        )
+        page = await _search(request, filters, int(raw) if raw else None)
     except errors.InvalidParameter as error:
         return JSONResponse({"message": error.message}, 400)
     cards = [
