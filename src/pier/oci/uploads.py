@@ -11,11 +11,11 @@ from starlette.responses import Response
 from pier import errors
 from pier.core import blobs, uploads
 from pier.core.access import PULL, repository_by_path
+from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
 from pier.web.streams import consume_body
 
-UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
 CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
@@ -30,7 +30,7 @@ def _progress(ctx: OciRequest, upload_id: str, size: int) -> dict[str, str]:
 
 def _upload_id(ctx: OciRequest) -> str:
     upload_id: str = ctx.request.path_params["upload_id"]
-    if not UPLOAD_ID.fullmatch(upload_id):
+    if not is_upload_id(upload_id):
         raise errors.UploadNotFound(upload_id)
     return upload_id
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pier.digests import is_sha256
+from pier.digests import is_sha256, is_upload_id
 from pier.storage.blobs import DigestMismatch, UploadMissing
 
 CHUNK = 1024 * 1024
 FLUSH_EVERY = 32 * 1024 * 1024  # bytes an upload writes before writeback is started beside it
-UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class FsBlobWriter:
@@ -128,7 +126,7 @@ class FsBlobStore:
         self.hashes: dict[str, tuple[int, Any]] = {}
 
     def upload_path(self, upload_id: str) -> Path:
-        if not UPLOAD_ID.fullmatch(upload_id):
+        if not is_upload_id(upload_id):
             raise ValueError(f"not an upload id: {upload_id!r}")
         return self.uploads_dir / upload_id
 

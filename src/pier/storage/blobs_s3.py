@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from pier.digests import is_sha256
+from pier.digests import is_sha256, is_upload_id
 from pier.storage.blobs import DigestMismatch, UploadMissing
 
 PART = 8 * 1024 * 1024
@@ -43,7 +43,7 @@ class S3Location:
         return f"{self.prefix}blobs/sha256/{digest[7:]}"
 
     def upload(self, upload_id: str, part: str) -> str:
-        if len(upload_id) != 36 or not all(c in "0123456789abcdef-" for c in upload_id):
+        if not is_upload_id(upload_id):
             raise ValueError(f"not an upload id: {upload_id!r}")
         return f"{self.prefix}uploads/{upload_id}/{part}"
 
