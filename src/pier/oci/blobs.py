@@ -7,21 +7,15 @@ import re
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
-from pier import errors
 from pier.core import blobs
 from pier.oci.context import OciRequest
-from pier.oci.errors import OciError
+from pier.oci.errors import OciError, require_digest
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def _digest(ctx: OciRequest) -> str:
-    digest: str = ctx.request.path_params["digest"]
-    try:
-        blobs.check_digest(digest)
-    except errors.InvalidParameter as error:
-        raise OciError("DIGEST_INVALID", 400, error.message) from None
-    return digest
+    return require_digest(ctx.request.path_params["digest"])
 
 
 async def get_blob(ctx: OciRequest) -> Response:

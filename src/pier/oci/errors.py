@@ -11,6 +11,7 @@ import json
 from starlette.responses import Response
 
 from pier import errors
+from pier.digests import is_sha256
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 
@@ -47,6 +48,13 @@ TABLE: list[tuple[type[errors.PierError], str, int]] = [
     (errors.LimitExceeded, "DENIED", 403),
     (errors.InvalidParameter, "UNSUPPORTED", 400),
 ]
+
+
+def require_digest(value: str) -> str:
+    """A digest from the client (path or query), or DIGEST_INVALID."""
+    if not is_sha256(value):
+        raise OciError("DIGEST_INVALID", 400, f"'{value}' is not a sha256 digest (sha256:<64 lowercase hex digits>)")
+    return value
 
 
 def to_oci(error: errors.PierError) -> OciError:

@@ -13,7 +13,7 @@ from pier.core import blobs, uploads
 from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
-from pier.oci.errors import OciError
+from pier.oci.errors import OciError, require_digest
 from pier.web.streams import consume_body
 
 # Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
@@ -36,12 +36,7 @@ def _upload_id(ctx: OciRequest) -> str:
 
 
 def _digest_param(ctx: OciRequest) -> str:
-    digest = ctx.request.query_params.get("digest", "")
-    try:
-        blobs.check_digest(digest)
-    except errors.InvalidParameter as error:
-        raise OciError("DIGEST_INVALID", 400, error.message) from None
-    return digest
+    return require_digest(ctx.request.query_params.get("digest", ""))
 
 
 def _has_body(ctx: OciRequest) -> bool:
