@@ -1,8 +1,10 @@
 """Layer uploads: start, append parts, finish into a blob the repository may use.
 
 The ECR layer API (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload) and /v2/ uploads share
-these steps. A part is acknowledged only once its bytes are durable and the upload's size is recorded,
-so a crash loses at most the part in flight; a restarted server continues from the recorded size.
+these steps. A part is acknowledged only once its bytes are written and the upload's size is recorded,
+so a crash of pier loses at most the part in flight and a restarted server continues from the recorded
+size. The bytes reach the disk (fsync) once, before the blob is published: if the machine stops first,
+the upload is lost, never a blob.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def _write(
     parts: Iterable[bytes],
     expected_length: int | None,
 ) -> int:
-    """Write the parts after the acknowledged bytes, durably; the new size (not yet recorded)."""
+    """Write the parts after the acknowledged bytes; the new size (not yet recorded)."""
     if offset is not None and offset != upload.size:
         raise errors.InvalidLayerPart(
             repository.registry_id,

@@ -29,7 +29,8 @@ class UploadWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def close(self) -> int:
-        """Make what was written durable; the upload's total size. Only then may the bytes be acknowledged."""
+        """The upload's total size, once what was written survives pier being killed (the part may then be
+        acknowledged). Durable on disk only once verify_upload returns."""
 
     def abort(self) -> None:
         """Stop without making anything durable (the next open_upload drops what was written)."""
@@ -74,7 +75,8 @@ class BlobStore(Protocol):
         """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone."""
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
-        """The digest of the upload's first `size` bytes; DigestMismatch (upload kept) if not the expected one.
+        """The digest of the upload's first `size` bytes, now durable; DigestMismatch (upload kept) if not
+        the expected one.
 
         After a crash between publishing and forgetting an upload, the expected blob counts as verified."""
 
