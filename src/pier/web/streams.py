@@ -2,11 +2,14 @@
 
 The core writes uploads in a worker thread; the body arrives on the event loop. consume_body runs the
 core call in a thread and hands it the body as an iterator of batches (about 1 MiB each, to keep
-thread hops few), pulled from the event loop as the thread asks for them.
+thread hops few). The event loop gathers the next batch while the thread writes and hashes the one it
+has, so receiving and writing overlap; at most AHEAD batches wait, which bounds the memory per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
@@ -16,26 +19,41 @@ from starlette.requests import Request
 
 T = TypeVar("T")
 BATCH = 1024 * 1024
+AHEAD = 1
 
 
 async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]) -> T:
     stream: AsyncIterator[bytes] = request.stream().__aiter__()
+    ready: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=AHEAD)
 
-    async def next_batch() -> bytes | None:
-        batch = bytearray()
-        while len(batch) < BATCH:
-            try:
-                chunk = await stream.__anext__()
-            except StopAsyncIteration:
-                break
-            batch += chunk
-        return bytes(batch) if batch else None
+    async def gather() -> None:
+        try:
+            while True:
+                batch = bytearray()
+                async for chunk in stream:
+                    batch += chunk
+                    if len(batch) >= BATCH:
+                        break
+                if not batch:
+                    await ready.put(None)
+                    return
+                await ready.put(bytes(batch))
+        except Exception as error:  # the client went away, say: the thread raises it where it reads
+            await ready.put(error)
 
     def batches() -> Iterator[bytes]:
-        while (batch := anyio.from_thread.run(next_batch)) is not None:
+        while (batch := anyio.from_thread.run(ready.get)) is not None:
+            if isinstance(batch, Exception):
+                raise batch
             yield batch
 
-    return await anyio.to_thread.run_sync(lambda: consume(batches()))
+    gathering = asyncio.create_task(gather())
+    try:
+        return await anyio.to_thread.run_sync(lambda: consume(batches()))
+    finally:
+        gathering.cancel()  # the core stopped early (a size limit, say): stop reading for it
+        with contextlib.suppress(asyncio.CancelledError):
+            await gathering
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
