@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
@@ -36,6 +35,7 @@ from pier.web import routes as web
 from pier.web.audit import AuditLog
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
+from pier.web.threads import run_sync
 
 log = logging.getLogger("pier")
 
@@ -80,7 +80,7 @@ async def expire_uploads(core: Core) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(uploads.expire, core)
+            await run_sync(uploads.expire, core)
         except Exception:
             log.exception("expiring uploads failed; trying again later")
 
@@ -89,7 +89,7 @@ async def collect_garbage(core: Core, interval: float, grace: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await run_in_threadpool(gc.collect, core, grace)
+            report = await run_sync(gc.collect, core, grace)
             if report.blobs:
                 log.info("garbage collection %s", report)
         except Exception:

@@ -14,7 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,6 +34,7 @@ from pier.api.errors import ApiError, to_wire
 from pier.api.operations import HANDLERS
 from pier.core import limits
 from pier.core.context import Core
+from pier.web.threads import run_sync
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "application/json"}
@@ -96,7 +96,7 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
         del text
         named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
-        result = await run_in_threadpool(HANDLERS[operation], core, caller, params)
+        result = await run_sync(HANDLERS[operation], core, caller, params)
         payload = protocol.serialize_output(op_model.output_shape, result)
         response = _respond(200, payload, request_id)
     except ApiError as error:

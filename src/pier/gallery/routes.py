@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -17,6 +16,7 @@ from pier.core import gallery
 from pier.core.context import Core
 from pier.core.pagination import Page
 from pier.gallery.pages import TEMPLATES
+from pier.web.threads import run_sync
 
 HEADERS = {
     # Pages run only our own script and style, load images from anywhere (logos), and cannot be framed.
@@ -50,7 +50,7 @@ def _next_link(request: Request, token: str | None) -> str | None:
 async def _search(request: Request, filters: dict[str, Any], max_results: int | None) -> Page[gallery.Card]:
     """The gallery search the home page and /search share."""
     core: Core = request.app.state.core
-    return await run_in_threadpool(
+    return await run_sync(
         gallery.search,
         core,
         filters["term"],
@@ -85,7 +85,7 @@ async def registry(request: Request) -> Response:
     alias = request.path_params["alias"]
     filters = _filters(request)
     try:
-        page = await run_in_threadpool(
+        page = await run_sync(
             gallery.browse,
             core,
             alias,
@@ -116,7 +116,7 @@ async def repository(request: Request) -> Response:
     core: Core = request.app.state.core
     alias, name = request.path_params["alias"], request.path_params["name"].rstrip("/")
     try:
-        view = await run_in_threadpool(gallery.repository_page, core, alias, name)
+        view = await run_sync(gallery.repository_page, core, alias, name)
     except errors.RepositoryNotFound:
         message = f"No repository '{alias}/{name}'."
         return _page(request, "message.html", {"title": "Not found", "message": message}, 404)

@@ -13,7 +13,6 @@ import datetime
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +22,7 @@ from pier.core.context import Core
 from pier.core.tokens import InvalidToken
 from pier.oci.errors import OciError, respond
 from pier.web.streams import read_limited
+from pier.web.threads import run_sync
 
 BEARER_PURPOSE = "bearer"
 
@@ -52,7 +52,7 @@ async def identify(core: Core, request: Request) -> Identity:
         return Identity(None, False)
     if scheme.lower() == "bearer":
         try:
-            claims = await run_in_threadpool(core.signer.verify, BEARER_PURPOSE, value.strip())
+            claims = await run_sync(core.signer.verify, BEARER_PURPOSE, value.strip())
         except InvalidToken:
             raise unauthorized(core, "The bearer token is invalid or expired") from None
         account_id = claims.get("a")
@@ -61,7 +61,7 @@ async def identify(core: Core, request: Request) -> Identity:
             raise unauthorized(core, "The bearer token names an unknown account")
         return Identity(account, True)
     if scheme.lower() == "basic":
-        account = await run_in_threadpool(basic_account, core, value.strip())
+        account = await run_sync(basic_account, core, value.strip())
         if account is None:
             raise unauthorized(core, "Invalid username or password: use AWS and a password from get-login-password")
         return Identity(account, True)
@@ -94,12 +94,12 @@ async def token(request: Request) -> Response:
         scope = form.get("scope") or scope
         username, password = form.get("username", ""), form.get("password", "")
         if form.get("grant_type") == "password":
-            account = await run_in_threadpool(registries.account_for_password, core, password)
+            account = await run_sync(registries.account_for_password, core, password)
             if username != "AWS" or account is None:
                 return _denied(core)
     elif request.headers.get("authorization"):
         scheme, _, value = request.headers["authorization"].partition(" ")
-        account = await run_in_threadpool(basic_account, core, value.strip()) if scheme.lower() == "basic" else None
+        account = await run_sync(basic_account, core, value.strip()) if scheme.lower() == "basic" else None
         if account is None:
             return _denied(core)
     address = request.client.host if request.client else ""
@@ -107,7 +107,7 @@ async def token(request: Request) -> Response:
     if wait:
         error = OciError("TOOMANYREQUESTS", 429, "Too many token requests", {"Retry-After": str(int(wait) + 1)})
         return respond(error)
-    body = await run_in_threadpool(issue, core, account, scope, request.app.state.config.token_ttl_seconds)
+    body = await run_sync(issue, core, account, scope, request.app.state.config.token_ttl_seconds)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

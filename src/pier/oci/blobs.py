@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
+from pier.web.threads import run_sync
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -20,7 +20,7 @@ def _digest(ctx: OciRequest) -> str:
 
 async def get_blob(ctx: OciRequest) -> Response:
     digest = _digest(ctx)
-    info = await run_in_threadpool(blobs.stat, ctx.core, ctx.repository, digest)
+    info = await run_sync(blobs.stat, ctx.core, ctx.repository, digest)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
     if info.local_path is not None:
         # Starlette answers Range (206) and HEAD itself, and hands whole files to Granian (ASGI pathsend).
@@ -28,7 +28,7 @@ async def get_blob(ctx: OciRequest) -> Response:
     headers["Content-Length"] = str(info.size)
     if ctx.request.method == "HEAD":
         return Response(b"", 200, headers, media_type="application/octet-stream")
-    url = await run_in_threadpool(ctx.core.blobs.url, digest)
+    url = await run_sync(ctx.core.blobs.url, digest)
     if url is not None:  # object storage serves the bytes itself
         return RedirectResponse(url, 307, headers={"Docker-Content-Digest": digest})
     span = _range(ctx.request.headers.get("range"), info.size)
@@ -61,5 +61,5 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 async def delete_blob(ctx: OciRequest) -> Response:
-    await run_in_threadpool(blobs.unlink, ctx.core, ctx.repository, _digest(ctx))
+    await run_sync(blobs.unlink, ctx.core, ctx.repository, _digest(ctx))
     return Response(b"", 202)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from pier import errors
@@ -10,6 +9,7 @@ from pier.core import images, limits
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
 from pier.web.streams import read_limited
+from pier.web.threads import run_sync
 
 
 def accepted_types(ctx: OciRequest) -> set[str] | None:
@@ -21,7 +21,7 @@ def accepted_types(ctx: OciRequest) -> set[str] | None:
 
 async def get_manifest(ctx: OciRequest) -> Response:
     reference = ctx.request.path_params["reference"]
-    image = await run_in_threadpool(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx))
+    image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx))
     manifest = image.manifest or b""
     headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
     body = b"" if ctx.request.method == "HEAD" else manifest
@@ -36,7 +36,7 @@ async def put_manifest(ctx: OciRequest) -> Response:
     content_type = ctx.request.headers.get("content-type", "").split(";")[0].strip() or None
     extra_tags = ctx.request.query_params.getlist("tag")
     try:
-        result = await run_in_threadpool(
+        result = await run_sync(
             images.put_manifest, ctx.core, ctx.repository, reference, data, content_type, extra_tags
         )
     except errors.ManifestInvalid:
@@ -53,5 +53,5 @@ async def put_manifest(ctx: OciRequest) -> Response:
 
 async def delete_manifest(ctx: OciRequest) -> Response:
     reference = ctx.request.path_params["reference"]
-    await run_in_threadpool(images.delete_manifest, ctx.core, ctx.repository, reference)
+    await run_sync(images.delete_manifest, ctx.core, ctx.repository, reference)
     return Response(b"", 202)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +17,7 @@ from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, referrers, tags, uploads
 from pier.oci.context import OciRequest
 from pier.oci.errors import API_VERSION_HEADER, OciError, respond, to_oci
+from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
 
@@ -38,7 +38,7 @@ def guarded(handler: Handler, action: str | None, limited: bool = False) -> Call
             caller = identity.account
             if limited:
                 check_rate(request, address, caller is not None)
-            repository = await run_in_threadpool(repository_by_path, core, caller, name, action)
+            repository = await run_sync(repository_by_path, core, caller, name, action)
             response = await handler(OciRequest(request, core, caller, repository, name))
             response.headers.update(API_VERSION_HEADER)
         except errors.AuthenticationRequired:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from pier.core import images
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
+from pier.web.threads import run_sync
 
 
 async def list_tags(ctx: OciRequest) -> Response:
@@ -18,7 +18,7 @@ async def list_tags(ctx: OciRequest) -> Response:
         raise OciError("UNSUPPORTED", 400, "n must be a non-negative integer")
     n = int(raw_n) if raw_n is not None else None
     last = ctx.request.query_params.get("last") or None
-    names, more = await run_in_threadpool(images.list_tags, ctx.core, ctx.repository, last, n)
+    names, more = await run_sync(images.list_tags, ctx.core, ctx.repository, last, n)
     headers = {}
     if more and names:
         query = urlencode({"n": len(names), "last": names[-1]})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from pier import errors
@@ -15,6 +14,7 @@ from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
 from pier.web.streams import consume_body
+from pier.web.threads import run_sync
 
 # Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
 CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -69,7 +69,7 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
     try:
         return await consume_body(ctx.request, write)
     except errors.InvalidLayerPart:
-        size = await run_in_threadpool(uploads.size_of, ctx.core, ctx.repository, upload_id)
+        size = await run_sync(uploads.size_of, ctx.core, ctx.repository, upload_id)
         raise OciError(
             "BLOB_UPLOAD_INVALID",
             416,
@@ -79,7 +79,7 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
 
 
 async def _finish(ctx: OciRequest, upload_id: str, digest: str) -> Response:
-    await run_in_threadpool(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    await run_sync(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
     return _created(ctx, digest)
 
 
@@ -91,7 +91,7 @@ def _created(ctx: OciRequest, digest: str) -> Response:
 async def post_blob_upload(ctx: OciRequest) -> Response:
     query = ctx.request.query_params
     if "mount" in query and "from" in query:
-        mounted = await run_in_threadpool(_mount, ctx, query["mount"], query["from"])
+        mounted = await run_sync(_mount, ctx, query["mount"], query["from"])
         if mounted:
             headers = {
                 "Location": ctx.url(f"/v2/{ctx.name}/blobs/{query['mount']}"),
@@ -99,7 +99,7 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
             }
             return Response(b"", 201, headers)
     digest = _digest_param(ctx) if "digest" in query else None
-    upload_id = await run_in_threadpool(uploads.start, ctx.core, ctx.repository)
+    upload_id = await run_sync(uploads.start, ctx.core, ctx.repository)
     if digest is None:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
     await _append(ctx, upload_id, digest)
@@ -132,7 +132,7 @@ async def put_blob_upload(ctx: OciRequest) -> Response:
 
 async def get_blob_upload(ctx: OciRequest) -> Response:
     upload_id = _upload_id(ctx)
-    size = await run_in_threadpool(uploads.size_of, ctx.core, ctx.repository, upload_id)
+    size = await run_sync(uploads.size_of, ctx.core, ctx.repository, upload_id)
     return Response(b"", 204, _progress(ctx, upload_id, size))
 
 
@@ -142,5 +142,5 @@ async def delete_blob_upload(ctx: OciRequest) -> Response:
     def cancel() -> None:
         uploads.cancel(ctx.core, uploads.find(ctx.core, ctx.repository, upload_id))
 
-    await run_in_threadpool(cancel)
+    await run_sync(cancel)
     return Response(b"", 204)

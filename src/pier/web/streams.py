@@ -13,9 +13,9 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
-import anyio.from_thread
-import anyio.to_thread
 from starlette.requests import Request
+
+from pier.web.threads import run_sync
 
 T = TypeVar("T")
 BATCH = 1024 * 1024
@@ -23,6 +23,7 @@ AHEAD = 1
 
 
 async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]) -> T:
+    loop = asyncio.get_running_loop()
     stream: AsyncIterator[bytes] = request.stream().__aiter__()
     ready: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=AHEAD)
 
@@ -42,18 +43,22 @@ async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]
             await ready.put(error)
 
     def batches() -> Iterator[bytes]:
-        while (batch := anyio.from_thread.run(ready.get)) is not None:
+        while (batch := asyncio.run_coroutine_threadsafe(ready.get(), loop).result()) is not None:
             if isinstance(batch, Exception):
                 raise batch
             yield batch
 
     gathering = asyncio.create_task(gather())
     try:
-        return await anyio.to_thread.run_sync(lambda: consume(batches()))
+        return await run_sync(consume, batches())
     finally:
         gathering.cancel()  # the core stopped early (a size limit, say): stop reading for it
         with contextlib.suppress(asyncio.CancelledError):
             await gathering
+        # If this request was cancelled while the core still reads, end its body so the thread returns.
+        while not ready.empty():
+            ready.get_nowait()
+        ready.put_nowait(EOFError("the request ended before its body"))
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
