@@ -5,12 +5,14 @@ makes is here, where one can see which of them lock what (the GC-safety of finis
 collect_blob depends on reading them together). Sections follow the protocol's.
 
 SQLite runs in WAL mode with synchronous=FULL: a write is durable when the call returns, and readers
-never wait for writers.
+never wait for writers. Writers queue on _SqliteWriteLock, across threads and processes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -89,9 +91,9 @@ class SqlMetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write = engine.execution_options(pier_write=True)
-        # SQLite lets one writer in at a time and makes the others poll with growing sleeps; queueing this
-        # process's writers on a lock first wakes each the moment the previous one commits.
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        self._write_lock: _SqliteWriteLock | nullcontext[None] = (
+            _SqliteWriteLock(engine.url.database or "") if engine.dialect.name == "sqlite" else nullcontext()
+        )
         migrate.upgrade(engine)
 
     @contextmanager
@@ -106,6 +108,8 @@ class SqlMetadataStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if isinstance(self._write_lock, _SqliteWriteLock):
+            self._write_lock.close()
 
     # Repositories
 
@@ -668,6 +672,36 @@ class SqlMetadataStore:
             publish()
             conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
             return added
+
+
+class _SqliteWriteLock:
+    """One SQLite writer at a time, queued instead of polling.
+
+    SQLite lets one writer in and makes the others retry with growing sleeps (up to 100 ms each). A
+    thread lock queues this process's writers, and an flock on a file beside the database queues the
+    processes (pier serve --workers, pier gc): each waiter wakes the moment the writer before it is done.
+    With --workers 2 on 2 cores, 16 clients pushing 1 MiB images went from ~40 ops/s with a p99 of
+    1.5 s (polling) to ~51 ops/s with a p99 of 0.45 s.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._threads = threading.Lock()
+        self._processes = os.open(f"{database}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._processes, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._processes, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        os.close(self._processes)
 
 
 class _Keep(Exception):
