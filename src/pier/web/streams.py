@@ -1,7 +1,7 @@
 """Request bodies into the synchronous core without holding them in memory.
 
 The core writes uploads in a worker thread; the body arrives on the event loop. consume_body runs the
-core call in a thread and hands it the body as an iterator of batches (about 1 MiB each, to keep
+core call in a thread and hands it the body's chunks, fetched in batches (about 1 MiB each, to keep
 thread hops few). The event loop gathers the next batch while the thread writes and hashes the one it
 has, so receiving and writing overlap; at most AHEAD batches wait, which bounds the memory per request.
 """
@@ -25,20 +25,24 @@ AHEAD = 1
 async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]) -> T:
     loop = asyncio.get_running_loop()
     stream: AsyncIterator[bytes] = request.stream().__aiter__()
-    ready: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(maxsize=AHEAD)
+    ready: asyncio.Queue[list[bytes] | Exception | None] = asyncio.Queue(maxsize=AHEAD)
 
     async def gather() -> None:
         try:
             while True:
-                batch = bytearray()
+                # The chunks as they came: joining them would copy every byte once more, on the loop.
+                batch: list[bytes] = []
+                size = 0
                 async for chunk in stream:
-                    batch += chunk
-                    if len(batch) >= BATCH:
+                    if chunk:
+                        batch.append(chunk)
+                        size += len(chunk)
+                    if size >= BATCH:
                         break
                 if not batch:
                     await ready.put(None)
                     return
-                await ready.put(bytes(batch))
+                await ready.put(batch)
         except Exception as error:  # the client went away, say: the thread raises it where it reads
             await ready.put(error)
 
@@ -46,7 +50,7 @@ async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]
         while (batch := asyncio.run_coroutine_threadsafe(ready.get(), loop).result()) is not None:
             if isinstance(batch, Exception):
                 raise batch
-            yield batch
+            yield from batch
 
     gathering = asyncio.create_task(gather())
     try:
