@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
+from pier import errors
 from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
@@ -18,13 +20,23 @@ def _digest(ctx: OciRequest) -> str:
     return require_digest(ctx.request.path_params["digest"])
 
 
+def _stat(ctx: OciRequest, digest: str) -> tuple[blobs.BlobInfo, os.stat_result | None]:
+    info = blobs.stat(ctx.core, ctx.repository, digest)
+    if info.local_path is None:
+        return info, None
+    try:  # here, in the same worker call: FileResponse would otherwise hop to a thread of its own for it
+        return info, os.stat(info.local_path)
+    except FileNotFoundError:  # collected a moment ago
+        raise errors.BlobNotFound(digest) from None
+
+
 async def get_blob(ctx: OciRequest) -> Response:
     digest = _digest(ctx)
-    info = await run_sync(blobs.stat, ctx.core, ctx.repository, digest)
+    info, local = await run_sync(_stat, ctx, digest)
     headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
     if info.local_path is not None:
         # Starlette answers Range (206) and HEAD itself, and hands whole files to Granian (ASGI pathsend).
-        return FileResponse(info.local_path, media_type="application/octet-stream", headers=headers)
+        return FileResponse(info.local_path, media_type="application/octet-stream", headers=headers, stat_result=local)
     headers["Content-Length"] = str(info.size)
     if ctx.request.method == "HEAD":
         return Response(b"", 200, headers, media_type="application/octet-stream")
