@@ -63,6 +63,38 @@ _repo_blobs = schema.repository_blobs
 _uploads = schema.uploads
 _IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
 
+# Statements that run on every request, built once: building one cost as much as running it.
+_REPOSITORY_BY_NAME = select(_repos).where(
+    _repos.c.registry_id == bindparam("registry_id"), _repos.c.name == bindparam("name")
+)
+_UPLOAD_BY_ID = select(_uploads).where(_uploads.c.id == bindparam("id"))
+_UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(_uploads.c.repository_id == bindparam("repository_id"))
+_INSERT_UPLOAD = insert(_uploads)
+_ADVANCE_UPLOAD = (
+    update(_uploads)
+    .where(_uploads.c.id == bindparam("upload_id"), _uploads.c.size == bindparam("expected_size"))
+    .values(
+        size=bindparam("new_size"),
+        last_part_size=bindparam("part_size"),
+        updated_at=bindparam("now"),
+        small_inner_part=bindparam("small"),
+    )
+)
+_DELETE_UPLOAD = delete(_uploads).where(_uploads.c.id == bindparam("upload_id"))
+_TOUCH_BLOB = (
+    update(schema.blobs)
+    .where(schema.blobs.c.digest == bindparam("blob"), schema.blobs.c.touched_at < bindparam("now"))
+    .values(touched_at=bindparam("now"))
+)
+_BLOBS_OF_REPOSITORY = (
+    select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
+    .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
+    .where(
+        _repo_blobs.c.repository_id == bindparam("repository_id"),
+        _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+    )
+)
+
 
 def open_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -80,8 +112,13 @@ def open_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
-            # the busy timeout instead of one failing when it upgrades from reading to writing.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("pier_write") else "BEGIN")
+            # the busy timeout instead of one failing when it upgrades from reading to writing. A read of
+            # one statement needs no BEGIN (the statement is its own snapshot); it cost a third of the read.
+            options = conn.get_execution_options()
+            if options.get("pier_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif options.get("pier_snapshot"):
+                conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -91,6 +128,9 @@ class SqlMetadataStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write = engine.execution_options(pier_write=True)
+        self._snapshot = engine.execution_options(pier_snapshot=True)
+        self._insert_blob = self._insert_or_ignore(schema.blobs)
+        self._insert_repository_blob = self._insert_or_ignore(_repo_blobs)
         self._write_lock: _SqliteWriteLock | nullcontext[None] = (
             _SqliteWriteLock(engine.url.database or "") if engine.dialect.name == "sqlite" else nullcontext()
         )
@@ -101,6 +141,10 @@ class SqlMetadataStore:
         """A transaction that writes (every write goes through here)."""
         with self._write_lock, self._write.begin() as conn:
             yield conn
+
+    def _reading(self, snapshot: bool = False) -> Connection:
+        """A connection that only reads: one statement, or with snapshot=True several that must agree."""
+        return (self._snapshot if snapshot else self.engine).connect()
 
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
@@ -137,19 +181,15 @@ class SqlMetadataStore:
         return RepositoryRow(repository_id, registry_id, name, created_at, None, catalog)
 
     def get_repository(self, registry_id: str, name: str) -> RepositoryRow | None:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(_repos).where(_repos.c.registry_id == registry_id, _repos.c.name == name))
-                .mappings()
-                .first()
-            )
+        with self._reading() as conn:
+            row = conn.execute(_REPOSITORY_BY_NAME, {"registry_id": registry_id, "name": name}).mappings().first()
         return _repository(row) if row else None
 
     def list_repositories(self, registry_id: str, after: str | None, limit: int) -> list[RepositoryRow]:
         query = select(_repos).where(_repos.c.registry_id == registry_id)
         if after is not None:
             query = query.where(_repos.c.name > after)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query.order_by(_repos.c.name).limit(limit)).mappings().all()
         return [_repository(row) for row in rows]
 
@@ -173,7 +213,7 @@ class SqlMetadataStore:
     # Resource tags
 
     def get_tags(self, repository_id: int) -> dict[str, str]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(
                 select(_tags.c.key, _tags.c.value).where(_tags.c.repository_id == repository_id).order_by(_tags.c.key)
             ).all()
@@ -197,7 +237,7 @@ class SqlMetadataStore:
 
     def get_registry_display_name(self, registry_id: str) -> str | None:
         table = schema.registries
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(
                 select(table.c.display_name).where(table.c.registry_id == registry_id)
             ).scalar_one_or_none()
@@ -254,7 +294,7 @@ class SqlMetadataStore:
             .limit(limit)
             .offset(offset)
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [(_repository(row), int(row["score"])) for row in conn.execute(query).mappings()]
 
     def browse_repositories(
@@ -266,7 +306,7 @@ class SqlMetadataStore:
         query = query.order_by(
             _repos.c.last_pushed_at.desc().nulls_last(), _repos.c.created_at.desc(), _repos.c.id.desc()
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [_repository(row) for row in conn.execute(query.limit(limit).offset(offset)).mappings()]
 
     @staticmethod
@@ -284,7 +324,7 @@ class SqlMetadataStore:
             .order_by(_image_tags.c.created_at.desc(), _image_tags.c.tag)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             tags = conn.execute(query).all()
             images = {
                 row.id: row
@@ -305,7 +345,7 @@ class SqlMetadataStore:
         )
         if after is not None:
             query = query.where(blobs.c.digest > after)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [(digest, size) for digest, size in conn.execute(query.order_by(blobs.c.digest).limit(limit))]
 
     def collect_blob(self, digest: str, touched_before: float, remove: Callable[[], None]) -> bool:
@@ -331,7 +371,7 @@ class SqlMetadataStore:
 
     def signing_keys(self) -> list[SigningKey]:
         table = schema.signing_keys
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(table).order_by(table.c.created_at.desc())).mappings().all()
         return [SigningKey(row["key_id"], bytes.fromhex(row["secret"]), row["created_at"]) for row in rows]
 
@@ -356,9 +396,9 @@ class SqlMetadataStore:
 
     def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
         """Insert the blob's row, or touch it if it is there (GC spares recently touched blobs)."""
-        blobs = schema.blobs
-        conn.execute(self._insert_or_ignore(blobs).values(digest=digest, size=size, created_at=now, touched_at=now))
-        conn.execute(update(blobs).where(blobs.c.digest == digest, blobs.c.touched_at < now).values(touched_at=now))
+        row = {"digest": digest, "size": size, "created_at": now, "touched_at": now}
+        if not conn.execute(self._insert_blob, row).rowcount:
+            conn.execute(_TOUCH_BLOB, {"blob": digest, "now": now})
 
     def _insert_or_ignore(self, table: Any) -> Any:
         """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception)."""
@@ -367,7 +407,7 @@ class SqlMetadataStore:
         return sqlite_insert(table).on_conflict_do_nothing()
 
     def get_blob_size(self, digest: str) -> int | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(select(schema.blobs.c.size).where(schema.blobs.c.digest == digest)).scalar_one_or_none()
 
     # Blobs in repositories
@@ -379,20 +419,17 @@ class SqlMetadataStore:
     def _add_repository_blob(self, conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
         self._record_blob(conn, digest, size, now)
         added = conn.execute(
-            self._insert_or_ignore(_repo_blobs).values(repository_id=repository_id, digest=digest, created_at=now)
+            self._insert_repository_blob, {"repository_id": repository_id, "digest": digest, "created_at": now}
         ).rowcount
         return bool(added)
 
     def get_repository_blobs(self, repository_id: int, digests: Sequence[str]) -> dict[str, tuple[int, str | None]]:
         if not digests:
             return {}
-        query = (
-            select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
-            .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
-            .where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest.in_(list(set(digests))))
-        )
-        with self.engine.connect() as conn:
-            return {digest: (size, media_type) for digest, size, media_type in conn.execute(query)}
+        parameters = {"repository_id": repository_id, "digests": list(set(digests))}
+        with self._reading() as conn:
+            rows = conn.execute(_BLOBS_OF_REPOSITORY, parameters).all()
+        return {digest: (size, media_type) for digest, size, media_type in rows}
 
     def images_using_blob(self, repository_id: int, digest: str) -> list[str]:
         used = schema.image_blobs
@@ -401,7 +438,7 @@ class SqlMetadataStore:
             .join(used, used.c.image_id == _images.c.id)
             .where(_images.c.repository_id == repository_id, used.c.digest == digest)
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.execute(query).scalars())
 
     def remove_repository_blob(self, repository_id: int, digest: str) -> None:
@@ -515,7 +552,7 @@ class SqlMetadataStore:
             query = query.where(_images.c.digest == digest)
         if tag is not None:
             query = query.join(_image_tags, _image_tags.c.image_id == _images.c.id).where(_image_tags.c.tag == tag)
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             rows = self._images(conn, query)
         return rows[0] if rows else None
 
@@ -523,14 +560,14 @@ class SqlMetadataStore:
         query = select(*_IMAGE_COLUMNS).where(
             _images.c.repository_id == repository_id, _images.c.digest.in_(list(set(digests)))
         )
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             return self._images(conn, query)
 
     def list_images(self, repository_id: int, after_id: int | None, limit: int) -> list[ImageRow]:
         query = select(*_IMAGE_COLUMNS).where(_images.c.repository_id == repository_id)
         if after_id is not None:
             query = query.where(_images.c.id > after_id)
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             return self._images(conn, query.order_by(_images.c.id).limit(limit))
 
     def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
@@ -539,7 +576,7 @@ class SqlMetadataStore:
         )
         if after_tag is not None:
             query = query.where(_image_tags.c.tag > after_tag)
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             tags = conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).all()
             images = {
                 row.id: row
@@ -553,11 +590,11 @@ class SqlMetadataStore:
         query = select(_image_tags.c.tag).where(_image_tags.c.repository_id == repository_id)
         if after_tag is not None:
             query = query.where(_image_tags.c.tag > after_tag)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).scalars())
 
     def has_images(self, repository_id: int) -> bool:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return (
                 conn.execute(select(_images.c.id).where(_images.c.repository_id == repository_id).limit(1)).first()
                 is not None
@@ -567,7 +604,7 @@ class SqlMetadataStore:
         query = select(*_images.c).where(
             _images.c.repository_id == repository_id, _images.c.subject_digest == subject_digest
         )
-        with self.engine.connect() as conn:
+        with self._reading(snapshot=True) as conn:
             return self._images(conn, query.order_by(_images.c.id))
 
     def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
@@ -577,7 +614,7 @@ class SqlMetadataStore:
             .join(children, children.c.image_id == _images.c.id)
             .where(_images.c.repository_id == repository_id, children.c.child_digest == digest)
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.execute(query).scalars())
 
     def delete_image(self, image_id: int) -> None:
@@ -626,11 +663,11 @@ class SqlMetadataStore:
 
     def insert_upload(self, upload: UploadRow) -> None:
         with self._writing() as conn:
-            conn.execute(insert(_uploads).values(**upload.__dict__))
+            conn.execute(_INSERT_UPLOAD, upload.__dict__)
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(_uploads).where(_uploads.c.id == upload_id)).mappings().first()
+        with self._reading() as conn:
+            row = conn.execute(_UPLOAD_BY_ID, {"id": upload_id}).mappings().first()
         return UploadRow(**row) if row else None
 
     def advance_upload(
@@ -638,27 +675,28 @@ class SqlMetadataStore:
     ) -> bool:
         with self._writing() as conn:
             done = conn.execute(
-                update(_uploads)
-                .where(_uploads.c.id == upload_id, _uploads.c.size == expected_size)
-                .values(
-                    size=new_size,
-                    last_part_size=new_size - expected_size,
-                    updated_at=now,
-                    small_inner_part=small_inner_part,
-                )
+                _ADVANCE_UPLOAD,
+                {
+                    "upload_id": upload_id,
+                    "expected_size": expected_size,
+                    "new_size": new_size,
+                    "part_size": new_size - expected_size,
+                    "now": now,
+                    "small": small_inner_part,
+                },
             ).rowcount
             return bool(done)
 
     def delete_upload(self, upload_id: str) -> None:
         with self._writing() as conn:
-            conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
+            conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
 
     def upload_ids(self, repository_id: int) -> list[str]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(select(_uploads.c.id).where(_uploads.c.repository_id == repository_id)).scalars())
+        with self._reading() as conn:
+            return list(conn.execute(_UPLOADS_OF_REPOSITORY, {"repository_id": repository_id}).scalars())
 
     def stale_uploads(self, updated_before: float) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.execute(select(_uploads.c.id).where(_uploads.c.updated_at < updated_before)).scalars())
 
     def finish_upload(
@@ -670,7 +708,7 @@ class SqlMetadataStore:
         with self._writing() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
             publish()
-            conn.execute(delete(_uploads).where(_uploads.c.id == upload_id))
+            conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
             return added
 
 
