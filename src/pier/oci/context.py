@@ -21,4 +21,10 @@ class OciRequest:
 
     def url(self, path: str) -> str:
         """An absolute URL on the host the client used (Location headers)."""
-        return str(self.request.base_url).rstrip("/") + path
+        # What request.base_url gives, without parsing a URL object for every upload step.
+        scope = self.request.scope
+        host = self.request.headers.get("host")
+        if not host:
+            server_host, server_port = scope["server"]
+            host = f"{server_host}:{server_port}"
+        return f"{scope['scheme']}://{host}{scope.get('root_path', '').rstrip('/')}{path}"

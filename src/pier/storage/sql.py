@@ -503,7 +503,21 @@ class SqlMetadataStore:
                     outcome = PutOutcome.TAGGED
             if outcome is not PutOutcome.UNCHANGED:
                 conn.execute(update(_repos).where(_repos.c.id == repository_id).values(last_pushed_at=now))
-            row = self._images(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
+            if created:  # what the database would answer, without asking it
+                row = ImageRow(
+                    id=image_id,
+                    repository_id=repository_id,
+                    digest=image.digest,
+                    media_type=image.media_type,
+                    artifact_media_type=image.artifact_media_type,
+                    artifact_type=image.artifact_type,
+                    subject_digest=image.subject_digest,
+                    size=image.size,
+                    pushed_at=now,
+                    tags=(tag,) if tag is not None else (),
+                )
+            else:
+                row = self._images(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
         return outcome, row
 
     @staticmethod
