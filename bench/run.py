@@ -71,8 +71,9 @@ class Registry:
 class Pier(Registry):
     name = "pier"
 
-    def __init__(self, root: Path) -> None:
-        self.server = PierServer(root / "pier", None, {**ACCOUNT, "PIER_LOG_LEVEL": "warning"}).start()
+    def __init__(self, root: Path, workers: int = 1) -> None:
+        env = {**ACCOUNT, "PIER_LOG_LEVEL": "warning", "PIER_WORKERS": str(workers)}
+        self.server = PierServer(root / f"pier-{workers}", None, env).start()
         self.port, self.url, self.host = self.server.port, self.server.url, "127.0.0.1"
         import boto3
 
@@ -557,6 +558,25 @@ def measure(registry: Registry, big: Blob, medium: Blob, root: Path, args: argpa
     return r
 
 
+def measure_workers(
+    pier: Pier, workers: int, results: dict[str, dict[str, float]], root: Path, args: argparse.Namespace
+) -> None:
+    """The workloads that wait on Python, again with one pier process per core (pier serve --workers)."""
+    mine, theirs = results["pier"], results["distribution"]
+    try:
+        with PeakMemory(pier.pid()) as memory:
+            ops, p50, p99 = image_ops(pier, 16, args.seconds)
+        measured = {"16-client 1 MiB image ops/s": ops, "image op p50 (ms)": p50, "image op p99 (ms)": p99}
+        for figure, value in measured.items():
+            mine[f"{figure}, --workers {workers}"] = value
+            theirs[f"{figure}, --workers {workers}"] = theirs[figure]
+        mine[f"peak RSS, 16-client image ops, --workers {workers} (MiB)"] = memory.peak
+        script = signed_script(pier, "DescribeRepositories", {}, root / "describe-workers.lua")
+        mine[f"signed DescribeRepositories calls/s, --workers {workers}"] = wrk(pier.url + "/", 16, 10, script)["rps"]
+    finally:
+        pier.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
@@ -582,6 +602,10 @@ def main() -> None:
                 results[registry.name] = measure(registry, big, medium, root, args)
             finally:
                 registry.stop()
+        workers = os.cpu_count() or 1
+        if workers > 1:
+            print(f"-- pier --workers {workers}", flush=True)
+            measure_workers(Pier(root, workers), workers, results, root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     write_report(results, limits, args)
