@@ -11,6 +11,7 @@ never wait for writers. Writers queue across threads and processes, and share co
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,6 +86,53 @@ _TOUCH_BLOB = (
     .where(schema.blobs.c.digest == bindparam("blob"), schema.blobs.c.touched_at < bindparam("now"))
     .values(touched_at=bindparam("now"))
 )
+# ... and those of put_image, the write every image push ends with.
+_PRESENT_BLOBS = select(_repo_blobs.c.digest).where(
+    _repo_blobs.c.repository_id == bindparam("repository_id"),
+    _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+)
+_IMAGE_ID_BY_DIGEST = select(_images.c.id).where(
+    _images.c.repository_id == bindparam("repository_id"), _images.c.digest == bindparam("digest")
+)
+_COUNT_IMAGES = select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
+_INSERT_IMAGE = insert(_images)
+_INSERT_IMAGE_BLOBS = insert(schema.image_blobs)
+_INSERT_IMAGE_CHILDREN = insert(schema.image_children)
+_SET_BLOB_MEDIA_TYPE = (
+    update(_repo_blobs)
+    .where(_repo_blobs.c.repository_id == bindparam("repository"), _repo_blobs.c.digest == bindparam("blob"))
+    .values(media_type=bindparam("blob_media_type"))
+)
+_TAG_WHERE = (  # not named after the columns: UPDATE reserves those names for its SET values
+    _image_tags.c.repository_id == bindparam("in_repository"),
+    _image_tags.c.tag == bindparam("tag_name"),
+)
+_TAGGED_IMAGE = select(_image_tags.c.image_id).where(*_TAG_WHERE)
+_INSERT_TAG = insert(_image_tags)
+_MOVE_TAG = update(_image_tags).where(*_TAG_WHERE).values(image_id=bindparam("to_image"), created_at=bindparam("now"))
+_PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
+_TAGS_OF_IMAGES = (
+    select(_image_tags.c.image_id, _image_tags.c.tag)
+    .where(_image_tags.c.image_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_image_tags.c.tag)
+)
+
+
+@functools.cache
+def _image_lookup(with_manifest: bool, by_digest: bool, by_tag: bool) -> Select[Any]:
+    """An image of a repository by digest and/or tag (pulls ask this for every manifest), built once."""
+    query = select(*(_images.c if with_manifest else _IMAGE_COLUMNS)).where(
+        _images.c.repository_id == bindparam("repository_id")
+    )
+    if by_digest:
+        query = query.where(_images.c.digest == bindparam("digest"))
+    if by_tag:
+        query = query.join(_image_tags, _image_tags.c.image_id == _images.c.id).where(
+            _image_tags.c.tag == bindparam("tag")
+        )
+    return query
+
+
 _BLOBS_OF_REPOSITORY = (
     select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
     .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
@@ -472,40 +520,31 @@ class SqlMetadataStore:
             # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
             wanted = list(image.blob_media_types)
             present = (
-                set(
-                    conn.execute(
-                        select(_repo_blobs.c.digest).where(
-                            _repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest.in_(wanted)
-                        )
-                    ).scalars()
-                )
+                set(conn.execute(_PRESENT_BLOBS, {"repository_id": repository_id, "digests": wanted}).scalars())
                 if wanted
                 else set()
             )
             if missing := sorted(set(wanted) - present):
                 raise errors.LayersNotFound(missing)
             image_id = conn.execute(
-                select(_images.c.id).where(_images.c.repository_id == repository_id, _images.c.digest == image.digest)
+                _IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": image.digest}
             ).scalar_one_or_none()
             created = image_id is None
             if image_id is None:
                 image_id = self._insert_image(conn, repository_id, image, now, limit)
             outcome = PutOutcome.CREATED if created else PutOutcome.UNCHANGED
             if tag is not None:
-                where = (_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
-                current = conn.execute(select(_image_tags.c.image_id).where(*where)).scalar_one_or_none()
+                where = {"in_repository": repository_id, "tag_name": tag}
+                current = conn.execute(_TAGGED_IMAGE, where).scalar_one_or_none()
                 if current is None:
-                    conn.execute(
-                        insert(_image_tags).values(
-                            repository_id=repository_id, tag=tag, image_id=image_id, created_at=now
-                        )
-                    )
+                    tag_row = {"repository_id": repository_id, "tag": tag, "image_id": image_id, "created_at": now}
+                    conn.execute(_INSERT_TAG, tag_row)
                 elif current != image_id:
-                    conn.execute(update(_image_tags).where(*where).values(image_id=image_id, created_at=now))
+                    conn.execute(_MOVE_TAG, {**where, "to_image": image_id, "now": now})
                 if current != image_id and not created:
                     outcome = PutOutcome.TAGGED
             if outcome is not PutOutcome.UNCHANGED:
-                conn.execute(update(_repos).where(_repos.c.id == repository_id).values(last_pushed_at=now))
+                conn.execute(_PUSHED_TO, {"repository": repository_id, "now": now})
             if created:  # what the database would answer, without asking it
                 row = ImageRow(
                     id=image_id,
@@ -525,37 +564,33 @@ class SqlMetadataStore:
 
     @staticmethod
     def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> int:
-        count = conn.execute(
-            select(func.count()).select_from(_images).where(_images.c.repository_id == repository_id)
-        ).scalar_one()
+        count = conn.execute(_COUNT_IMAGES, {"repository_id": repository_id}).scalar_one()
         if count >= limit:
             raise errors.LimitExceeded("images in this repository", limit)
-        image_id: int = conn.execute(
-            insert(_images).values(
-                repository_id=repository_id,
-                digest=image.digest,
-                manifest=image.manifest,
-                media_type=image.media_type,
-                artifact_media_type=image.artifact_media_type,
-                artifact_type=image.artifact_type,
-                subject_digest=image.subject_digest,
-                size=image.size,
-                pushed_at=now,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
+        row = {
+            "repository_id": repository_id,
+            "digest": image.digest,
+            "manifest": image.manifest,
+            "media_type": image.media_type,
+            "artifact_media_type": image.artifact_media_type,
+            "artifact_type": image.artifact_type,
+            "subject_digest": image.subject_digest,
+            "size": image.size,
+            "pushed_at": now,
+        }
+        image_id: int = conn.execute(_INSERT_IMAGE, row).inserted_primary_key[0]  # type: ignore[index]
         if image.blob_media_types:
+            conn.execute(_INSERT_IMAGE_BLOBS, [{"image_id": image_id, "digest": d} for d in image.blob_media_types])
             conn.execute(
-                insert(schema.image_blobs), [{"image_id": image_id, "digest": d} for d in image.blob_media_types]
-            )
-            conn.execute(
-                update(_repo_blobs)
-                .where(_repo_blobs.c.repository_id == repository_id, _repo_blobs.c.digest == bindparam("d"))
-                .values(media_type=bindparam("mt")),
-                [{"d": d, "mt": mt} for d, mt in image.blob_media_types.items()],
+                _SET_BLOB_MEDIA_TYPE,
+                [
+                    {"repository": repository_id, "blob": d, "blob_media_type": mt}
+                    for d, mt in image.blob_media_types.items()
+                ],
             )
         if image.child_digests:
             conn.execute(
-                insert(schema.image_children),
+                _INSERT_IMAGE_CHILDREN,
                 [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
             )
         return image_id
@@ -563,14 +598,9 @@ class SqlMetadataStore:
     def get_image(
         self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
     ) -> ImageRow | None:
-        columns = list(_images.c) if with_manifest else _IMAGE_COLUMNS
-        query = select(*columns).where(_images.c.repository_id == repository_id)
-        if digest is not None:
-            query = query.where(_images.c.digest == digest)
-        if tag is not None:
-            query = query.join(_image_tags, _image_tags.c.image_id == _images.c.id).where(_image_tags.c.tag == tag)
+        query = _image_lookup(with_manifest, digest is not None, tag is not None)
         with self._reading(snapshot=True) as conn:
-            rows = self._images(conn, query)
+            rows = self._images(conn, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
         return rows[0] if rows else None
 
     def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
@@ -648,16 +678,12 @@ class SqlMetadataStore:
             )
 
     @staticmethod
-    def _images(conn: Connection, query: Select[Any]) -> list[ImageRow]:
-        rows = conn.execute(query).mappings().all()
+    def _images(conn: Connection, query: Select[Any], parameters: Mapping[str, Any] | None = None) -> list[ImageRow]:
+        rows = conn.execute(query, parameters).mappings().all()
         if not rows:
             return []
         tags: dict[int, list[str]] = {}
-        for image_id, tag in conn.execute(
-            select(_image_tags.c.image_id, _image_tags.c.tag)
-            .where(_image_tags.c.image_id.in_([row["id"] for row in rows]))
-            .order_by(_image_tags.c.tag)
-        ):
+        for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
             tags.setdefault(image_id, []).append(tag)
         return [
             ImageRow(
