@@ -47,3 +47,20 @@ def test_tampering_purpose_and_revocation(tmp_path: Path) -> None:
     tokens.rotate(revoke_others=True)
     with pytest.raises(InvalidToken):
         tokens.verify("login", token)
+
+
+def test_a_key_another_process_made_is_read_from_the_store_not_assumed(tmp_path: Path) -> None:
+    # Requests verify on the event loop only when the key is known and fresh; a key rotated in by
+    # another process (here, a second signer on the same database) sends them to the store first.
+    clock = Clock(1000.0)
+    ours, theirs = signer(tmp_path, clock), signer(tmp_path, clock)
+    mine = ours.sign("bearer", {"a": "1"}, ttl=600)
+    assert ours.answers_from_memory(mine)
+    clock.now += 1  # the newest key signs: keys are ordered by when they were made
+    theirs.rotate()
+    new = theirs.sign("bearer", {"a": "2"}, ttl=600)
+    assert not ours.answers_from_memory(new)
+    assert ours.verify("bearer", new)["a"] == "2"  # read the new key from the store
+    assert ours.answers_from_memory(new)
+    clock.now += 61  # keys are re-read at least every minute (a revocation elsewhere must reach us)
+    assert not ours.answers_from_memory(mine)
