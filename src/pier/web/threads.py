@@ -31,5 +31,5 @@ def _pool() -> ThreadPoolExecutor:
 
 async def run_sync(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """function(*args, **kwargs) in a worker thread. If the request is cancelled, the call still finishes."""
-    call = functools.partial(function, *args, **kwargs) if kwargs else functools.partial(function, *args)
+    call = functools.partial(function, *args, **kwargs)
     return await asyncio.shield(asyncio.get_running_loop().run_in_executor(_pool(), call))
