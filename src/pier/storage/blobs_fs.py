@@ -10,10 +10,10 @@ so a crash at any moment leaves either the whole blob or nothing under sha256/.
 
 An upload's parts are acknowledged once written (they survive pier being killed: they are in the
 kernel's page cache) and fsynced once, when the upload is verified for publishing, so no part waits
-for the disk on its own. If the machine itself stops before that sync, the next
-append finds the file shorter than acknowledged and the upload is gone, and the digest check at the end
-catches anything else the disk lost. Writeback is started beside the transfer every FLUSH_EVERY bytes,
-so the final fsync has little left to wait for.
+for the disk on its own. If the machine itself stops before that sync, the next append finds the file
+shorter than acknowledged and the upload is gone, and the digest check at the end catches anything else
+the disk lost. Writeback is started beside the transfer every FLUSH_EVERY bytes, so the final fsync has
+little left to wait for.
 """
 
 from __future__ import annotations
