@@ -86,6 +86,14 @@ _TOUCH_BLOB = (
     .where(schema.blobs.c.digest == bindparam("blob"), schema.blobs.c.touched_at < bindparam("now"))
     .values(touched_at=bindparam("now"))
 )
+_BLOBS_OF_REPOSITORY = (
+    select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
+    .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
+    .where(
+        _repo_blobs.c.repository_id == bindparam("repository_id"),
+        _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+    )
+)
 # ... and those of put_image, the write every image push ends with.
 _PRESENT_BLOBS = select(_repo_blobs.c.digest).where(
     _repo_blobs.c.repository_id == bindparam("repository_id"),
@@ -133,16 +141,6 @@ def _image_lookup(with_manifest: bool, by_digest: bool, by_tag: bool) -> Select[
     return query
 
 
-_BLOBS_OF_REPOSITORY = (
-    select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
-    .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
-    .where(
-        _repo_blobs.c.repository_id == bindparam("repository_id"),
-        _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
-    )
-)
-
-
 def open_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -160,7 +158,8 @@ def open_engine(url: str) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
             # the busy timeout instead of one failing when it upgrades from reading to writing. A read of
-            # one statement needs no BEGIN (the statement is its own snapshot); it cost a third of the read.
+            # one statement needs no BEGIN (the statement is its own snapshot); BEGIN and ROLLBACK were half of
+            # a short read's time.
             options = conn.get_execution_options()
             if options.get("pier_write"):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
