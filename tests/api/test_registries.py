@@ -62,3 +62,11 @@ def test_awscli_manages_repositories(pier: PierServer) -> None:
     assert "RepositoryNotFoundException" in missing.stderr
     deleted = aws_cli(pier, "delete-repository", "--repository-name", "cli/made")
     assert deleted.returncode == 0, deleted.stderr
+
+
+def test_text_no_database_can_keep_is_refused_as_a_bad_parameter(ecr: Any) -> None:
+    # A NUL passed the model's checks and reached PostgreSQL, which answered 500 (found by the fuzz test).
+    for display_name in ("\x00", "pier\x00registry"):
+        with pytest.raises(ecr.exceptions.InvalidParameterException, match="NUL"):
+            ecr.put_registry_catalog_data(displayName=display_name)
+    assert ecr.get_registry_catalog_data()["registryCatalogData"].get("displayName") != "\x00"

@@ -293,6 +293,19 @@ def test_manifest_errors(v2: str, auth: dict[str, str]) -> None:
     assert httpx.head(f"{v2}/manifests/nope").status_code == 404
 
 
+def test_control_characters_in_a_manifest_media_type_are_refused(v2: str, auth: dict[str, str]) -> None:
+    # These strings are stored in their own columns; PostgreSQL cannot keep a NUL (it once answered 500).
+    manifest = json.loads(pushed_config(v2, auth))
+    for field in ("artifactType", "config"):
+        document = json.loads(json.dumps(manifest))
+        if field == "config":
+            document["config"]["mediaType"] = "application/vnd.oci.image.config.v1+json\u0000"
+        else:
+            document["artifactType"] = "application/vnd.example\n+json"
+        refused = put_manifest(v2, auth, "control", json.dumps(document).encode())
+        assert (refused.status_code, error_code(refused)) == (400, "MANIFEST_INVALID"), field
+
+
 def test_accept_negotiation(pier: PierServer, ecr: Any, repo: str, v2: str) -> None:
     amd, _ = push_image(ecr, repo, None, docker=True, architecture="amd64")
     arm, _ = push_image(ecr, repo, None, docker=True, architecture="arm64")

@@ -20,6 +20,8 @@ import re
 from functools import cache
 from typing import Any
 
+from pier.core import limits
+
 INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
@@ -96,8 +98,10 @@ def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
                 f"Value '{_show(value)}' at '{where}' failed to satisfy constraint: Member must be a string"
             )
             return None
-        if not _is_unicode(value):
-            problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be valid Unicode text")
+        if not limits.is_storable_text(value):
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must be Unicode text without NUL characters"
+            )
             return None
         _check_length(shape, len(value), value, where, problems)
         enum = shape.enum
@@ -172,15 +176,6 @@ def decode_base64(text: str, slice_chars: int = 1 << 20) -> bytes | bytearray:
             raise binascii.Error("padding before the end")
         out += base64.b64decode(piece, validate=True)
     return out  # not bytes(out): that would copy it once more
-
-
-def _is_unicode(text: str) -> bool:
-    """False for strings JSON can carry but Unicode cannot (lone surrogates such as "\\ud800")."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_length(shape: Any, length: int, value: Any, where: str, problems: list[str]) -> None:

@@ -72,3 +72,15 @@ def is_image_tag(tag: str) -> bool:
 
 def is_alias(alias: str) -> bool:
     return ALIAS_MIN <= len(alias) <= ALIAS_MAX and ALIAS.fullmatch(alias) is not None
+
+
+def is_storable_text(text: str) -> bool:
+    """Text every metadata store can keep: valid Unicode (JSON can carry lone surrogates such as "\\ud800")
+    and no NUL (PostgreSQL cannot store one)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -114,9 +114,10 @@ def _list(document: dict[str, Any], key: str) -> list[Any]:
 
 
 def _optional_string(document: dict[str, Any], key: str) -> str | None:
+    """A string pier stores in a column of its own (artifactType): printable, so every database keeps it."""
     value = document.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ManifestInvalid(f"{key} must be a string")
+    if value is not None and not (isinstance(value, str) and value.isprintable()):
+        raise ManifestInvalid(f"{key} must be a string of printable characters")
     return value
 
 
@@ -132,8 +133,8 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise ManifestInvalid(f"{where} must be a descriptor object")
     media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
-    if not isinstance(media_type, str) or not media_type:
-        raise ManifestInvalid(f"{where}.mediaType must be a non-empty string")
+    if not isinstance(media_type, str) or not media_type or not media_type.isprintable():
+        raise ManifestInvalid(f"{where}.mediaType must be a non-empty string of printable characters")
     if not isinstance(digest, str) or not is_sha256(digest):
         raise ManifestInvalid(f"{where}.digest must be sha256:<64 lowercase hex digits>, not {digest!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
