@@ -30,6 +30,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 async def run_sync(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """function(*args, **kwargs) in a worker thread. If the request is cancelled, the call still finishes."""
+    """function(*args, **kwargs) in a worker thread. A request cancelled meanwhile does not interrupt a
+    call that has started (a thread cannot be), and drops one still queued: either way all or nothing."""
     call = functools.partial(function, *args, **kwargs)
-    return await asyncio.shield(asyncio.get_running_loop().run_in_executor(_pool(), call))
+    return await asyncio.get_running_loop().run_in_executor(_pool(), call)
