@@ -15,6 +15,7 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -528,9 +529,10 @@ class SqlMetadataStore:
             image_id = conn.execute(
                 _IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": image.digest}
             ).scalar_one_or_none()
-            created = image_id is None
-            if image_id is None:
-                image_id = self._insert_image(conn, repository_id, image, now, limit)
+            inserted = None if image_id is not None else self._insert_image(conn, repository_id, image, now, limit)
+            created = inserted is not None
+            if inserted is not None:
+                image_id = inserted.id
             outcome = PutOutcome.CREATED if created else PutOutcome.UNCHANGED
             if tag is not None:
                 where = {"in_repository": repository_id, "tag_name": tag}
@@ -544,29 +546,19 @@ class SqlMetadataStore:
                     outcome = PutOutcome.TAGGED
             if outcome is not PutOutcome.UNCHANGED:
                 conn.execute(_PUSHED_TO, {"repository": repository_id, "now": now})
-            if created:  # what the database would answer, without asking it
-                row = ImageRow(
-                    id=image_id,
-                    repository_id=repository_id,
-                    digest=image.digest,
-                    media_type=image.media_type,
-                    artifact_media_type=image.artifact_media_type,
-                    artifact_type=image.artifact_type,
-                    subject_digest=image.subject_digest,
-                    size=image.size,
-                    pushed_at=now,
-                    tags=(tag,) if tag is not None else (),
-                )
+            if inserted is not None:  # what the database would answer, without asking it
+                row = replace(inserted, tags=(tag,) if tag is not None else ())
             else:
                 row = self._images(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
         return outcome, row
 
     @staticmethod
-    def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> int:
+    def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> ImageRow:
+        """Insert the image and what it uses; the row as inserted (without tags or manifest)."""
         count = conn.execute(_COUNT_IMAGES, {"repository_id": repository_id}).scalar_one()
         if count >= limit:
             raise errors.LimitExceeded("images in this repository", limit)
-        row = {
+        row: dict[str, Any] = {
             "repository_id": repository_id,
             "digest": image.digest,
             "manifest": image.manifest,
@@ -592,7 +584,7 @@ class SqlMetadataStore:
                 _INSERT_IMAGE_CHILDREN,
                 [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
             )
-        return image_id
+        return ImageRow(id=image_id, **{k: v for k, v in row.items() if k != "manifest"})
 
     def get_image(
         self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
