@@ -92,10 +92,14 @@ class TokenSigner:
         """Whether verify(token) needs no database read (its key is known and fresh): the case of nearly
         every request, which may then verify on the event loop instead of hopping to a thread."""
         parts = token.split(".")
-        return len(parts) != 3 or (parts[1] in self._keys and self._clock() - self._loaded_at <= RELOAD_SECONDS)
+        return len(parts) != 3 or self._knows(parts[1])
+
+    def _knows(self, key_id: str) -> bool:
+        """The key is in memory, and memory is recent enough to trust (a revocation elsewhere reaches us)."""
+        return key_id in self._keys and self._clock() - self._loaded_at <= RELOAD_SECONDS
 
     def _key(self, key_id: str) -> bytes:
-        if key_id not in self._keys or self._clock() - self._loaded_at > RELOAD_SECONDS:
+        if not self._knows(key_id):
             self._reload()  # a key added by another process, or one revoked since we looked
         if key_id not in self._keys:
             raise InvalidToken("unknown key")
