@@ -140,7 +140,11 @@ def _store_logo(core: Core, data: bytes) -> str:
             "'the logo must be a PNG, JPEG, GIF or WebP image'"
         )
     writer = core.blobs.writer()
-    writer.write(data)
+    try:
+        writer.write(data)
+    except BaseException:
+        writer.cancel()
+        raise
     digest = writer.commit()
     core.meta.add_blob(digest, len(data), core.clock())
     return digest

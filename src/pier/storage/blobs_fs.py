@@ -18,6 +18,7 @@ little left to wait for.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -46,7 +47,7 @@ class FsBlobWriter:
         return self._size
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        write_all(self._file.fileno(), data)
         self._hash.update(data)
         self._size += len(data)
 
@@ -58,7 +59,13 @@ class FsBlobWriter:
         if expected_digest is not None and expected_digest != digest:
             self.cancel()
             raise DigestMismatch(expected_digest, digest)
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())  # a write-back error (EIO, ENOSPC on some filesystems) surfaces here
+            if os.fstat(self._file.fileno()).st_size != self._size:
+                raise OSError(errno.EIO, f"{self._path.name} holds a different number of bytes than were written")
+        except BaseException:
+            self.cancel()
+            raise
         self._file.close()
         final = self._store.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -89,13 +96,13 @@ class FsUploadWriter:
             raise UploadMissing(upload_id)
         self._file.truncate(offset)
         self._file.seek(offset)
-        self._size = offset
+        self._offset = self._size = offset
         # Continue the running hash if this process has it at this offset; else finish re-reads the file.
         cached = store.hashes.pop(upload_id, None)
         self._hash = cached[1] if cached and cached[0] == offset else None
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        write_all(self._file.fileno(), data)  # raises on a full disk: nothing is counted that is not in the file
         if self._hash is not None:
             self._hash.update(data)
         self._size += len(data)
@@ -108,7 +115,12 @@ class FsUploadWriter:
         return self._size
 
     def abort(self) -> None:
-        self._file.close()
+        try:
+            self._file.truncate(self._offset)  # give back the room (a full disk must not stay full of them)
+        except OSError:
+            pass  # the next open_upload truncates anyway
+        finally:
+            self._file.close()
 
 
 class Writeback:
@@ -149,6 +161,19 @@ class FsBlobStore:
         self.hashes: dict[str, tuple[int, Any]] = {}
         self.writeback = Writeback()
 
+    def ping(self) -> None:
+        probe = self.tmp_dir / f"ping-{secrets.token_hex(8)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            write_all(fd, b"pier")
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize
+
     def upload_path(self, upload_id: str) -> Path:
         if not is_upload_id(upload_id):
             raise ValueError(f"not an upload id: {upload_id!r}")
@@ -177,7 +202,10 @@ class FsBlobStore:
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
         with open(path, "r+b") as handle:
-            if os.fstat(handle.fileno()).st_size != size:  # a tail written but never acknowledged: drop it
+            on_disk = os.fstat(handle.fileno()).st_size
+            if on_disk < size:  # acknowledged bytes are missing (the machine stopped): never pad them
+                raise UploadMissing(f"{upload_id} holds {on_disk} of its {size} acknowledged bytes")
+            if on_disk > size:  # a tail written but never acknowledged: drop it
                 handle.truncate(size)
             os.fsync(handle.fileno())  # the one sync of the upload's bytes, before they may be published
         return digest
@@ -232,6 +260,18 @@ class FsBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of data, or raise. os.write (and an unbuffered file's write) may store fewer bytes
+    than given (a disk that fills up mid-write), which is not an error in Python: the rest is written by
+    the next call, which then fails with ENOSPC if there is no room at all."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no room for the bytes written")
+        view = view[written:]
 
 
 def _hash_file(path: Path, size: int) -> str:

@@ -13,6 +13,7 @@ for the filesystem store; whatever lies past it is ignored and overwritten.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 from collections.abc import Iterator
@@ -47,6 +48,10 @@ class S3Location:
             raise ValueError(f"not an upload id: {upload_id!r}")
         return f"{self.prefix}uploads/{upload_id}/{part}"
 
+    def put(self, key: str, data: bytes) -> None:
+        """Store an object; S3 checks the bytes it received against their MD5 and refuses any others."""
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentMD5=_md5(data))
+
 
 class S3BlobWriter:
     """A small blob, written at once on commit (logos; layers arrive as uploads)."""
@@ -73,9 +78,7 @@ class S3BlobWriter:
         digest = self.digest()
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
-        self._where.client.put_object(
-            Bucket=self._where.bucket, Key=self._where.blob(digest), Body=self._buffer.getvalue()
-        )
+        self._where.put(self._where.blob(digest), self._buffer.getvalue())
         return digest
 
     def cancel(self) -> None:
@@ -105,8 +108,7 @@ class S3UploadWriter:
             del self._tail[:PART]
 
     def close(self) -> int:
-        w = self._where
-        w.client.put_object(Bucket=w.bucket, Key=w.upload(self._id, "tail"), Body=bytes(self._tail))
+        self._where.put(self._where.upload(self._id, "tail"), bytes(self._tail))
         if self._hash is not None:
             self._store.hashes[self._id] = (self._size, self._hash)
         return self._size
@@ -127,22 +129,35 @@ class S3BlobStore:
         secret_access_key: str | None = None,
         redirects: bool = True,
     ) -> None:
+        # Plain SigV4 and checksums only where S3 requires them: what every S3-compatible store speaks.
+        # A few quick retries absorb a flaky store; an outage is answered 503 within seconds, not minutes.
+        settings = BotoConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"max_attempts": 4, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
         client = boto3.client(
             "s3",
             endpoint_url=endpoint_url or None,
             region_name=region or "us-east-1",
             aws_access_key_id=access_key_id or None,
             aws_secret_access_key=secret_access_key or None,
-            # Plain SigV4 and checksums only where S3 requires them: what every S3-compatible store speaks.
-            config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": "path"},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 5, "mode": "standard"},
-            ),
+            config=settings,
         )
         self.where = S3Location(client, bucket, prefix)
+        # For health checks: one attempt, short timeouts, so a check says "failing" instead of waiting.
+        self._probe = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            region_name=region or "us-east-1",
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            config=settings.merge(BotoConfig(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=3)),
+        )
         self.redirects = redirects
         self.hashes: dict[str, tuple[int, Any]] = {}  # as in FsBlobStore: an optimisation, never shared
 
@@ -180,10 +195,27 @@ class S3BlobStore:
         w = self.where
         multipart = self._multipart(upload_id, create=True)
         w.client.upload_part(
-            Bucket=w.bucket, Key=w.upload(upload_id, "data"), UploadId=multipart, PartNumber=number, Body=data
+            Bucket=w.bucket,
+            Key=w.upload(upload_id, "data"),
+            UploadId=multipart,
+            PartNumber=number,
+            Body=data,
+            ContentMD5=_md5(data),  # S3 refuses a part whose bytes arrived other than sent
         )
 
     # BlobStore
+
+    def ping(self) -> None:
+        """The bucket answers (a missing key or a refusal is an answer too; 5xx and no answer are not)."""
+        try:
+            self._probe.head_object(Bucket=self.where.bucket, Key=f"{self.where.prefix}readyz")
+        except ClientError as error:
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500 or not status:
+                raise
+
+    def free_bytes(self) -> None:
+        return None
 
     def writer(self) -> S3BlobWriter:
         return S3BlobWriter(self.where)
@@ -218,8 +250,7 @@ class S3BlobStore:
         self.where.client.delete_object(Bucket=self.where.bucket, Key=self.where.blob(digest))
 
     def start_upload(self, upload_id: str) -> None:
-        w = self.where
-        w.client.put_object(Bucket=w.bucket, Key=w.upload(upload_id, "tail"), Body=b"")
+        self.where.put(self.where.upload(upload_id, "tail"), b"")
         self.hashes[upload_id] = (0, hashlib.sha256())
 
     def open_upload(self, upload_id: str, offset: int) -> S3UploadWriter:
@@ -240,7 +271,7 @@ class S3BlobStore:
         tail = tail[: size % PART]
         multipart = self._multipart(upload_id, create=False)
         if parts == 0:
-            w.client.put_object(Bucket=w.bucket, Key=data_key, Body=tail)
+            w.put(data_key, tail)
             if multipart:
                 w.client.abort_multipart_upload(Bucket=w.bucket, Key=data_key, UploadId=multipart)
             return
@@ -260,6 +291,12 @@ class S3BlobStore:
         w.client.complete_multipart_upload(
             Bucket=w.bucket, Key=data_key, UploadId=multipart, MultipartUpload={"Parts": chosen}
         )
+        assembled = self._head(data_key)
+        if assembled is None or assembled["ContentLength"] != size:
+            w.client.delete_object(Bucket=w.bucket, Key=data_key)  # assembled wrong: the next try starts over
+            raise UploadMissing(
+                f"{upload_id} assembled to {assembled and assembled['ContentLength']} bytes, not {size}"
+            )
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
         w = self.where
@@ -289,8 +326,9 @@ class S3BlobStore:
         if self._head(data_key) is not None:
             # Managed copy: a multipart copy above 5 GB, on the server side, no bytes through pier.
             w.client.copy({"Bucket": w.bucket, "Key": data_key}, w.bucket, w.blob(digest))
-        elif self._head(w.blob(digest)) is None:
-            raise UploadMissing(upload_id)
+        published = self._head(w.blob(digest))
+        if published is None or published["ContentLength"] != size:
+            raise UploadMissing(f"{upload_id}: the blob {digest} is not in place with {size} bytes")
         self._forget(upload_id)
 
     def cancel_upload(self, upload_id: str) -> None:
@@ -307,6 +345,10 @@ class S3BlobStore:
             Bucket=w.bucket,
             Delete={"Objects": [{"Key": w.upload(upload_id, "tail")}, {"Key": w.upload(upload_id, "data")}]},
         )
+
+
+def _md5(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 def _missing(error: ClientError) -> bool:
