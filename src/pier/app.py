@@ -32,7 +32,10 @@ from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
 from pier.storage.sql import SqlMetadataStore
 from pier.web import routes as web
+from pier.web.admission import BodySlots
 from pier.web.audit import AuditLog
+from pier.web.bodies import BodyGuard, Requests
+from pier.web.failures import FailureLog
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
 from pier.web.threads import run_sync
@@ -141,14 +144,24 @@ def create_app(config: Config) -> Starlette:
             app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 
-    return Starlette(
+    requests = Requests()
+    app = Starlette(
         routes=[
             Route("/", dispatch.handle, methods=["POST"]),
             Route("/healthz", web.healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", web.readyz, methods=["GET", "HEAD"]),
             Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"]),
             *oci.ROUTES,
             *gallery.ROUTES,  # last: /<alias> takes whatever else is left
         ],
         lifespan=lifespan,
-        middleware=[Middleware(HeaderLimit)],
+        middleware=[
+            Middleware(HeaderLimit),
+            Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),
+        ],
     )
+    app.state.requests = requests  # the server ends their bodies when a stop has waited long enough
+    app.state.config = config
+    app.state.failures = FailureLog()
+    app.state.body_slots = BodySlots(config.max_upload_bodies_per_account, config.max_upload_bodies_per_client)
+    return app

@@ -11,7 +11,18 @@ from pier import __version__
 from pier.config import Config, ConfigError, load
 
 # Flags that map 1:1 onto Config fields (None: not given, so pier.toml or PIER_* decide).
-CONFIG_FLAGS = ("host", "port", "data_dir", "public_url", "database_url", "log_level", "blob_store", "workers")
+CONFIG_FLAGS = (
+    "host",
+    "port",
+    "data_dir",
+    "public_url",
+    "database_url",
+    "log_level",
+    "blob_store",
+    "workers",
+    "body_timeout",
+    "drain_timeout",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--public-url", help="the URL clients use (default http://<host>:<port>)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--workers", type=int, help="server processes on the one port (default 1)")
+    serve.add_argument(
+        "--body-timeout", type=float, help="seconds a request body may send nothing before it is ended (default 60)"
+    )
+    serve.add_argument(
+        "--drain-timeout", type=float, help="seconds requests in flight get to finish after SIGTERM (default 30)"
+    )
 
     rotate = commands.add_parser("rotate-key", help="sign tokens with a new key (old tokens stay valid until expiry)")
     rotate.add_argument("--revoke-others", action="store_true", help="also invalidate every token signed before")
@@ -61,12 +78,12 @@ def serve_forever(config: Config) -> None:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(banner(config), flush=True)
     if config.workers == 1:
-        run(create_app(config), config.host, config.port, config.log_level)
+        run(create_app(config), config.host, config.port, config.log_level, config.drain_timeout)
         return
     build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
     resolved = config.data_dir / ".serve-config.json"
     save_resolved(config, resolved)
-    run_workers(resolved, config.host, config.port, config.log_level, config.workers)
+    run_workers(resolved, config.host, config.port, config.log_level, config.workers, config.drain_timeout)
 
 
 def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) -> None:

@@ -96,6 +96,16 @@ class Config:
     gc_interval_seconds: int = 0
     # JSON lines, one per mutating call (who, what, result). Default: <data-dir>/audit.log.
     audit_log: str = ""
+    # A request body that sends nothing for this many seconds ends its request (408); the upload keeps
+    # what was acknowledged. Idle time: a slow body that keeps sending is never cut.
+    body_timeout: float = 60.0
+    # On SIGTERM: stop accepting, let requests in flight finish for up to this many seconds, end the rest.
+    drain_timeout: float = 30.0
+    # Upload bodies in flight at once, per account and per client address (past either: 429, retry later).
+    max_upload_bodies_per_account: int = 400
+    max_upload_bodies_per_client: int = 100
+    # /readyz says the disk has room while at least this many bytes are free where data is written.
+    readiness_min_free_bytes: int = 64 * 1024 * 1024
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
 
     @property
@@ -137,6 +147,11 @@ _SCALARS = {
     "upload_expiry_seconds": int,
     "token_ttl_seconds": int,
     "audit_log": str,
+    "body_timeout": float,
+    "drain_timeout": float,
+    "max_upload_bodies_per_account": int,
+    "max_upload_bodies_per_client": int,
+    "readiness_min_free_bytes": int,
     "workers": int,
     "gc_grace_seconds": int,
     "gc_interval_seconds": int,
@@ -243,9 +258,15 @@ def _check(config: Config) -> None:
         "max_uploads_per_repository",
         "upload_expiry_seconds",
         "token_ttl_seconds",
+        "max_upload_bodies_per_account",
+        "max_upload_bodies_per_client",
     ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if config.body_timeout <= 0 or config.drain_timeout < 0:
+        raise ConfigError("body_timeout must be positive and drain_timeout must not be negative")
+    if config.readiness_min_free_bytes < 0:
+        raise ConfigError("readiness_min_free_bytes must not be negative")
     if config.gc_grace_seconds < 0 or config.gc_interval_seconds < 0:
         raise ConfigError("gc_grace_seconds and gc_interval_seconds must not be negative")
     if config.rate_limit_anonymous < 0 or config.rate_limit_authenticated < 0:

@@ -34,7 +34,9 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     ├── LimitExceeded
     │   ├── TooManyTags
     │   └── TooManyUploads          uploads in progress in one repository
-    └── Unsupported                 an operation a later release of pier will serve
+    ├── Unsupported                 an operation a later release of pier will serve
+    ├── StorageFull                 the disk (or database) has no room for what was sent
+    └── Unavailable                 a store pier depends on does not answer; worth retrying later
 """
 
 from __future__ import annotations
@@ -223,3 +225,23 @@ class TooManyUploads(LimitExceeded):
 class Unsupported(PierError):
     def __init__(self, operation: str) -> None:
         super().__init__(f"The operation {operation} is not supported by this pier server yet")
+
+
+class StorageFull(PierError):
+    """No room left where the bytes or rows go. Nothing was acknowledged; the request may be repeated (an
+    upload from its last acknowledged offset) once room is made."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"storage is full: {where} has no room left; nothing of this request was kept")
+        self.where = where
+
+
+class Unavailable(PierError):
+    """A dependency (the metadata database, the blob store) failed in a way that is worth retrying."""
+
+    RETRY_AFTER = 5  # seconds a client is asked to wait
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"the {dependency} is unavailable ({detail}); try again shortly")
+        self.dependency = dependency
+        self.detail = detail

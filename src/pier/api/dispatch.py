@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
+import re
 import uuid
 from typing import Any
 
@@ -34,12 +34,19 @@ from pier.api.errors import ApiError, to_wire
 from pier.api.operations import HANDLERS
 from pier.core import limits
 from pier.core.context import Core
-from pier.web.threads import run_sync
+from pier.web.admission import RETRY_AFTER, TooManyBodies
+from pier.web.bodies import BodyError, BodyTimeout, close_unless_read, discard_rest, has_body
+from pier.web.failures import explain
+from pier.web.threads import run_sync, run_upload
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "application/json"}
-log = logging.getLogger("pier.api")
 
+
+# Operations whose bodies are upload bytes: bounded in flight (web/admission.py), run on the upload pool.
+UPLOAD_BODY_OPERATIONS = (".UploadLayerPart",)
+BYTES_OPERATIONS = {"UploadLayerPart", "CompleteLayerUpload"}
+_CLAIMED_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
 
 # Operations that change nothing are not audited.
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "BatchCheck")
@@ -48,7 +55,18 @@ AUDITED_NAMES = ("repositoryName", "resourceArn", "registryId")
 
 async def handle(request: Request) -> Response:
     request_id = str(uuid.uuid4())
-    response, operation, caller, named = await _handle(request, request_id)
+    target = request.headers.get("x-amz-target", "")
+    if target.endswith(UPLOAD_BODY_OPERATIONS) and has_body(request.headers):
+        address = request.client.host if request.client else ""
+        try:
+            with request.app.state.body_slots.hold(_claimed_account(request), address):
+                response, operation, caller, named = await _handle(request, request_id)
+        except TooManyBodies as refused:
+            throttled = ApiError("ThrottlingException", 400, str(refused), {}, {"Retry-After": str(RETRY_AFTER)})
+            response, operation, caller, named = _error(throttled, request_id), "", None, {}
+    else:
+        response, operation, caller, named = await _handle(request, request_id)
+    close_unless_read(request.scope, response.headers)  # type: ignore[arg-type]
     if operation and not operation.startswith(READ_ONLY_PREFIXES):
         target = named.get("repositoryName") or named.get("resourceArn") or ""
         if named.get("registryId"):
@@ -96,7 +114,8 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
         del text
         named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
-        result = await run_sync(HANDLERS[operation], core, caller, params)
+        run = run_upload if operation in BYTES_OPERATIONS else run_sync
+        result = await run(HANDLERS[operation], core, caller, params)
         payload = protocol.serialize_output(op_model.output_shape, result)
         response = _respond(200, payload, request_id)
     except ApiError as error:
@@ -107,26 +126,52 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         response = _error(ApiError("InvalidParameterException", 400, str(error)), request_id)
     except errors.PierError as error:
         response = _error(to_wire(error), request_id)
-    except Exception:
-        log.exception("internal error in %s (request %s)", operation or "?", request_id)
-        response = _error(ApiError("ServerException", 500, "An internal error occurred"), request_id)
+        if response.status_code >= 500:
+            request.app.state.failures.report("api", operation or "?", response.status_code, error)
+    except BodyTimeout as error:
+        response = _error(ApiError("RequestTimeoutException", 408, str(error)), request_id)
+        request.app.state.failures.report("api", operation or "?", 408, error)
+    except BodyError as error:  # the client went away, or pier is stopping
+        retry = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)}
+        response = _error(ApiError("ServerException", 503, str(error), {}, retry), request_id)
+        request.app.state.failures.report("api", operation or "?", 503, error)
+    except Exception as failure:
+        response = _error(to_wire(explain(failure)), request_id)
+        request.app.state.failures.report(
+            "api", f"{operation or '?'} (request {request_id})", response.status_code, failure
+        )
     return response, operation, caller_id, named
 
 
 async def _read_body(request: Request) -> bytearray:
+    """The body, at most API_BODY_MAX bytes. A larger one is read and dropped up to twice that first, so
+    the SDK reads the 413 instead of a broken pipe (after which it would send the body again)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limits.API_BODY_MAX):
-        raise ApiError(
-            "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
-        )
+        if declared.isdigit() and int(declared) <= 2 * limits.API_BODY_MAX:
+            await discard_rest(request.scope, request.receive, 2 * limits.API_BODY_MAX)
+        raise _too_large()
     body = bytearray()  # grows in place (realloc/mremap): no second copy of a large body
     async for chunk in request.stream():
         if len(body) + len(chunk) > limits.API_BODY_MAX:
-            raise ApiError(
-                "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
-            )
+            del body
+            await discard_rest(request.scope, request.receive, 2 * limits.API_BODY_MAX)
+            raise _too_large()
         body += chunk
     return body
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
+    )
+
+
+def _claimed_account(request: Request) -> str | None:
+    """The account whose access key the request names (its signature is checked once the body is in)."""
+    match = _CLAIMED_KEY.search(request.headers.get("authorization", ""))
+    account = request.app.state.core.accounts.by_access_key(match[1]) if match else None
+    return account.id if account else None
 
 
 def _operation(target: str) -> str:

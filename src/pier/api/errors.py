@@ -61,10 +61,14 @@ STATUS = {"ServerException": 500}  # everything else: 400
 
 
 def to_wire(error: errors.PierError) -> ApiError:
+    if isinstance(error, errors.StorageFull):  # ServerException, the model's shape, with a status that says why
+        return ApiError("ServerException", 507, error.message)
+    if isinstance(error, errors.Unavailable):  # 503: every SDK retries it, after Retry-After
+        return ApiError("ServerException", 503, error.message, {}, {"Retry-After": str(error.RETRY_AFTER)})
     for cls, shape in SHAPES:
         if isinstance(error, cls):
             return ApiError(shape, STATUS.get(shape, 400), error.message, _fields(error))
-    return ApiError("ServerException", 500, "An internal error occurred")
+    return ApiError("ServerException", 500, "An internal error occurred; it has been logged")
 
 
 def _fields(error: errors.PierError) -> dict[str, object]:

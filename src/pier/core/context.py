@@ -25,6 +25,24 @@ class KeyedLocks:
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
+    def try_acquire(self, key: str) -> bool:
+        """Take the key's lock if it is free, without waiting; release() it later, from any thread."""
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            if not lock.acquire(blocking=False):
+                return False
+            self._locks[key] = (lock, users + 1)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._guard:
+            lock, users = self._locks[key]
+            lock.release()
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
         with self._guard:

@@ -9,8 +9,9 @@ the upload is lost, never a blob.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from pier import errors
@@ -19,7 +20,7 @@ from pier.core.access import find_repository
 from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.digests import is_sha256
-from pier.storage.blobs import DigestMismatch, UploadMissing
+from pier.storage.blobs import DigestMismatch, UploadMissing, UploadWriter
 from pier.storage.metadata import RepositoryRow, UploadRow
 
 
@@ -47,6 +48,111 @@ def find(core: Core, repository: RepositoryRow, upload_id: str) -> UploadRow:
     return upload
 
 
+class Append:
+    """One request's bytes appended to an upload: opened, written batch by batch, then acknowledged.
+
+    The door calls each step in a worker thread and waits for the client's next bytes on its event loop,
+    so no thread waits for a client. Only one request writes to an upload at a time: a second one is
+    refused at once (it would have to wait for a client it knows nothing of). Every step after open
+    is serialised, so abort() issued while a write runs takes effect once that write returns.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        repository: RepositoryRow,
+        upload_id: str,
+        offset: int | None,
+        expected_length: int | None = None,
+    ) -> None:
+        self._core, self._repository, self._expected = core, repository, expected_length
+        self._steps = threading.Lock()
+        self._writer: UploadWriter | None = None
+        _take(core, repository, upload_id)
+        try:
+            self.upload = find(core, repository, upload_id)
+            if offset is not None and offset != self.upload.size:
+                raise _out_of_order(repository, self.upload, offset)
+            try:
+                self._writer = core.blobs.open_upload(upload_id, self.upload.size)
+            except UploadMissing:
+                raise errors.UploadNotFound(upload_id) from None
+        except BaseException:
+            core.locks.release(upload_id)
+            raise
+        self.size = self.upload.size
+
+    def write(self, parts: Iterable[bytes]) -> None:
+        """Write the next parts (a full disk raises; what was acknowledged before stays as it was)."""
+        with self._steps:
+            writer = self._live()
+            try:
+                for part in parts:
+                    if self.size + len(part) > limits.MAX_LAYER_SIZE:
+                        raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
+                    writer.write(part)
+                    self.size += len(part)
+            except BaseException:
+                self._stop(writer.abort)
+                raise
+
+    def acknowledge(self) -> int:
+        """Record the bytes written: the upload's new size, once it survives a crash of pier."""
+        with self._steps:
+            new_size = self._close()
+            try:
+                _record(self._core, self._repository, self.upload, new_size)
+            finally:
+                self._core.locks.release(self.upload.id)
+            return new_size
+
+    def acknowledge_and_finish(self, digest: str) -> bool:
+        """The last bytes and the digest in one request: one transaction fewer than acknowledge() then
+        finish(). If finishing fails (a wrong digest, say), the bytes stay acknowledged, as if appended alone."""
+        with self._steps:
+            new_size = self._close()
+            try:
+                try:
+                    return _finish(
+                        self._core, self._repository, replace(self.upload, size=new_size), digest, ecr_rules=False
+                    )
+                except errors.PierError:
+                    _record(self._core, self._repository, self.upload, new_size)
+                    raise
+            finally:
+                self._core.locks.release(self.upload.id)
+
+    def abort(self) -> None:
+        """Keep nothing of this request (the upload stays as last acknowledged). Safe to call twice."""
+        with self._steps:
+            if self._writer is not None:
+                self._stop(self._writer.abort)
+
+    def _live(self) -> UploadWriter:
+        if self._writer is None:
+            raise errors.UploadNotFound(self.upload.id)  # aborted: this request writes no more
+        return self._writer
+
+    def _close(self) -> int:
+        writer = self._live()
+        if self._expected is not None and self.size - self.upload.size != self._expected:
+            self._stop(writer.abort)
+            raise errors.SizeInvalid(self._expected, self.size - self.upload.size)
+        self._writer = None
+        try:
+            return writer.close()
+        except BaseException:
+            self._core.locks.release(self.upload.id)
+            raise
+
+    def _stop(self, how: Callable[[], None]) -> None:
+        self._writer = None
+        try:
+            how()
+        finally:
+            self._core.locks.release(self.upload.id)
+
+
 def append(
     core: Core,
     repository: RepositoryRow,
@@ -59,71 +165,32 @@ def append(
 
     With expected_length, a body of any other length is SizeInvalid and nothing of it is kept.
     """
-    with core.locks.hold(upload_id):
+    appending = Append(core, repository, upload_id, offset, expected_length)
+    appending.write(parts)
+    return appending.acknowledge()
+
+
+def _take(core: Core, repository: RepositoryRow, upload_id: str) -> None:
+    if not core.locks.try_acquire(upload_id):
         upload = find(core, repository, upload_id)
-        new_size = _write(core, repository, upload, offset, parts, expected_length)
-        _record(core, repository, upload, new_size)
-        return new_size
-
-
-def append_and_finish(
-    core: Core,
-    repository: RepositoryRow,
-    upload_id: str,
-    offset: int | None,
-    parts: Iterable[bytes],
-    expected_length: int | None,
-    digest: str,
-) -> bool:
-    """The last bytes and the digest in one request: one transaction fewer than append() then finish().
-
-    If finishing fails (a wrong digest, say), the bytes stay acknowledged, as if appended alone.
-    """
-    with core.locks.hold(upload_id):
-        upload = find(core, repository, upload_id)
-        new_size = _write(core, repository, upload, offset, parts, expected_length)
-        try:
-            return _finish(core, repository, replace(upload, size=new_size), digest, ecr_rules=False)
-        except errors.PierError:
-            _record(core, repository, upload, new_size)
-            raise
-
-
-def _write(
-    core: Core,
-    repository: RepositoryRow,
-    upload: UploadRow,
-    offset: int | None,
-    parts: Iterable[bytes],
-    expected_length: int | None,
-) -> int:
-    """Write the parts after the acknowledged bytes; the new size (not yet recorded)."""
-    if offset is not None and offset != upload.size:
         raise errors.InvalidLayerPart(
             repository.registry_id,
             repository.name,
-            upload.id,
+            upload_id,
             max(upload.size - 1, 0),
-            f"The part starts at byte {offset}, but the upload has {upload.size} bytes: "
-            f"the next part must start at byte {upload.size}",
+            "Another request is writing to this upload; send the next part once it has been answered",
         )
-    try:
-        writer = core.blobs.open_upload(upload.id, upload.size)
-    except UploadMissing:
-        raise errors.UploadNotFound(upload.id) from None
-    size = upload.size
-    try:
-        for part in parts:
-            size += len(part)
-            if size > limits.MAX_LAYER_SIZE:
-                raise errors.LimitExceeded("bytes in one layer", limits.MAX_LAYER_SIZE)
-            writer.write(part)
-        if expected_length is not None and size - upload.size != expected_length:
-            raise errors.SizeInvalid(expected_length, size - upload.size)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
+
+
+def _out_of_order(repository: RepositoryRow, upload: UploadRow, offset: int) -> errors.InvalidLayerPart:
+    return errors.InvalidLayerPart(
+        repository.registry_id,
+        repository.name,
+        upload.id,
+        max(upload.size - 1, 0),
+        f"The part starts at byte {offset}, but the upload has {upload.size} bytes: "
+        f"the next part must start at byte {upload.size}",
+    )
 
 
 def _record(core: Core, repository: RepositoryRow, upload: UploadRow, new_size: int) -> None:
@@ -149,8 +216,11 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
 
     ecr_rules adds ECR's checks on parts and duplicates (the OCI API has neither).
     """
-    with core.locks.hold(upload_id):
+    _take(core, repository, upload_id)
+    try:
         return _finish(core, repository, find(core, repository, upload_id), digest, ecr_rules=ecr_rules)
+    finally:
+        core.locks.release(upload_id)
 
 
 def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: str, *, ecr_rules: bool) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from pier.core import gallery
 from pier.core.context import Core
 from pier.core.pagination import Page
 from pier.gallery.pages import TEMPLATES
+from pier.web.failures import explain
 from pier.web.threads import run_sync
 
 HEADERS = {
@@ -151,10 +153,34 @@ async def search(request: Request) -> Response:
     return JSONResponse({"repositories": cards, "nextToken": page.next_token})
 
 
+def failsafe(page: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A page whose store fails says so in a page (JSON for /search): 503 with Retry-After while the
+    database or blob store is away, never a bare 500."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as raised:
+            error = explain(raised)
+            status = (
+                503 if isinstance(error, errors.Unavailable) else 507 if isinstance(error, errors.StorageFull) else 500
+            )
+            request.app.state.failures.report("gallery", page, status, raised)
+            headers = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
+            if page == "search":
+                return JSONResponse({"message": error.message}, status, headers)
+            title = "Temporarily unavailable" if status == 503 else "Something went wrong"
+            response = _page(request, "message.html", {"title": title, "message": error.message}, status)
+            response.headers.update(headers)
+            return response
+
+    return answer
+
+
 ROUTES: list[BaseRoute] = [
     Mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"),
-    Route("/search", search, methods=["GET"]),
-    Route("/", home, methods=["GET", "HEAD"]),
-    Route("/{alias}", registry, methods=["GET", "HEAD"]),
-    Route("/{alias}/{name:path}", repository, methods=["GET", "HEAD"]),
+    Route("/search", failsafe("search", search), methods=["GET"]),
+    Route("/", failsafe("home", home), methods=["GET", "HEAD"]),
+    Route("/{alias}", failsafe("registry", registry), methods=["GET", "HEAD"]),
+    Route("/{alias}/{name:path}", failsafe("repository", repository), methods=["GET", "HEAD"]),
 ]

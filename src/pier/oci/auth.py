@@ -21,10 +21,12 @@ from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.core.tokens import InvalidToken
 from pier.oci.errors import OciError, respond
+from pier.web.bodies import close_unless_read
 from pier.web.streams import read_limited
 from pier.web.threads import run_sync
 
 BEARER_PURPOSE = "bearer"
+FORM_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,11 @@ async def token(request: Request) -> Response:
     account: Account | None = None
     scope = request.query_params.get("scope")
     if request.method == "POST":
-        raw = await read_limited(request, 64 * 1024)
-        form = {k: v[0] for k, v in parse_qs((raw or b"").decode("utf-8", "replace")).items()}
+        raw = await read_limited(request, FORM_MAX_BYTES)
+        if raw is None:
+            error = OciError("SIZE_INVALID", 413, f"A token request form may be at most {FORM_MAX_BYTES} bytes")
+            return respond(error, headers=close_unless_read(request.scope, {}))
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         scope = form.get("scope") or scope
         username, password = form.get("username", ""), form.get("password", "")
         if form.get("grant_type") == "password":

@@ -16,15 +16,20 @@ from pier.core.access import PULL, is_repository_path, repository_by_path
 from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, referrers, tags, uploads
 from pier.oci.context import OciRequest
-from pier.oci.errors import API_VERSION_HEADER, OciError, respond, to_oci
+from pier.oci.errors import API_VERSION_HEADER, OciError, for_failure, respond, to_oci
+from pier.web.bodies import close_unless_read, discard_rest, has_body
 from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
+DISCARD_BEFORE_ERROR = 64 * 1024 * 1024  # body bytes read and dropped, at most, so an error answer is read
 
 
-def guarded(handler: Handler, action: str | None, limited: bool = False) -> Callable[[Request], Awaitable[Response]]:
+def guarded(
+    handler: Handler, action: str | None, limited: bool = False, upload_body: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint for a route: identify the caller, apply the rate limit (if `limited`), check `action`
-    on the named repository, run the handler, map errors, and audit anything that is not a read."""
+    on the named repository, hold a slot for an upload body (if `upload_body` and the request has one), run
+    the handler, map errors, and audit anything that is not a read."""
 
     async def endpoint(request: Request) -> Response:
         core: Core = request.app.state.core
@@ -33,13 +38,19 @@ def guarded(handler: Handler, action: str | None, limited: bool = False) -> Call
         address = request.client.host if request.client else ""
         caller = None
         error_code = None
+        failure: BaseException | None = None
         try:
             identity = await auth.identify(core, request)
             caller = identity.account
             if limited:
                 check_rate(request, address, caller is not None)
             repository = await run_sync(repository_by_path, core, caller, name, action)
-            response = await handler(OciRequest(request, core, caller, repository, name))
+            ctx = OciRequest(request, core, caller, repository, name)
+            if upload_body and has_body(request.headers):
+                with request.app.state.body_slots.hold(caller.id if caller else None, address):
+                    response = await handler(ctx)
+            else:
+                response = await handler(ctx)
             response.headers.update(API_VERSION_HEADER)
         except errors.AuthenticationRequired:
             # The scope echoes the name, so only a valid one (a header must not carry what a client sent).
@@ -49,6 +60,14 @@ def guarded(handler: Handler, action: str | None, limited: bool = False) -> Call
         except (OciError, errors.PierError) as raised:
             error = raised if isinstance(raised, OciError) else to_oci(raised)
             error_code, response = error.code, respond(error, head)
+            failure = raised if error.status >= 500 else None
+        except Exception as raised:
+            error = for_failure(raised)
+            error_code, response, failure = error.code, respond(error, head), raised
+        if failure is not None:
+            request.app.state.failures.report("oci", f"{request.method} {name}", response.status_code, failure)
+        if response.status_code >= 400:
+            await finish_body(request, response)
         if request.method not in ("GET", "HEAD"):
             target = "/".join(filter(None, [name, *(str(v) for k, v in request.path_params.items() if k != "name")]))
             request.app.state.audit.record(
@@ -63,6 +82,15 @@ def guarded(handler: Handler, action: str | None, limited: bool = False) -> Call
         return response
 
     return endpoint
+
+
+async def finish_body(request: Request, response: Response) -> None:
+    """Before an error answer: read what is left of the body (bounded), so the client can read the answer
+    rather than hit a closed connection; close the connection if it was not all read. Not for a 429, whose
+    point is not to take the body."""
+    if response.status_code not in (413, 429):  # a 413 has read what it reads (streams.read_limited)
+        await discard_rest(request.scope, request.receive, DISCARD_BEFORE_ERROR)
+    close_unless_read(request.scope, response.headers)  # type: ignore[arg-type]
 
 
 def check_rate(request: Request, address: str, authenticated: bool) -> None:
@@ -83,26 +111,50 @@ async def base(request: Request) -> Response:
     return JSONResponse({}, headers=API_VERSION_HEADER)
 
 
+def unguarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """/v2/ and /token, which name no repository: failures still answer in the spec's JSON."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as raised:
+            error = for_failure(raised)
+            response = respond(error, request.method == "HEAD")
+            request.app.state.failures.report("oci", f"{request.method} {request.url.path}", error.status, raised)
+            await finish_body(request, response)
+            return response
+
+    return answer
+
+
 NAME = "/v2/{name:path}"
 # The ECR operation each push or delete corresponds to: what a repository policy grants or denies.
 UPLOAD, PART, COMPLETE = "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload"
 PUT_IMAGE, DELETE = "PutImage", "BatchDeleteImage"
 
 ROUTES = [
-    Route("/v2/", base, methods=["GET", "HEAD"]),
+    Route("/v2/", unguarded(base), methods=["GET", "HEAD"]),
     Route(
         f"{NAME}/manifests/{{reference}}", guarded(manifests.get_manifest, PULL, limited=True), methods=["GET", "HEAD"]
     ),
     Route(f"{NAME}/manifests/{{reference}}", guarded(manifests.put_manifest, PUT_IMAGE), methods=["PUT"]),
     Route(f"{NAME}/manifests/{{reference}}", guarded(manifests.delete_manifest, DELETE), methods=["DELETE"]),
-    Route(f"{NAME}/blobs/uploads/", guarded(uploads.post_blob_upload, UPLOAD), methods=["POST"]),
+    Route(f"{NAME}/blobs/uploads/", guarded(uploads.post_blob_upload, UPLOAD, upload_body=True), methods=["POST"]),
     Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.get_blob_upload, PART), methods=["GET"]),
-    Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.patch_blob_upload, PART), methods=["PATCH"]),
-    Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.put_blob_upload, COMPLETE), methods=["PUT"]),
+    Route(
+        f"{NAME}/blobs/uploads/{{upload_id}}",
+        guarded(uploads.patch_blob_upload, PART, upload_body=True),
+        methods=["PATCH"],
+    ),
+    Route(
+        f"{NAME}/blobs/uploads/{{upload_id}}",
+        guarded(uploads.put_blob_upload, COMPLETE, upload_body=True),
+        methods=["PUT"],
+    ),
     Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.delete_blob_upload, PART), methods=["DELETE"]),
     Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.get_blob, PULL), methods=["GET", "HEAD"]),
     Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.delete_blob, DELETE), methods=["DELETE"]),
     Route(f"{NAME}/tags/list", guarded(tags.list_tags, PULL, limited=True), methods=["GET"]),
     Route(f"{NAME}/referrers/{{digest}}", guarded(referrers.get_referrers, PULL, limited=True), methods=["GET"]),
-    Route("/token", auth.token, methods=["GET", "POST"]),
+    Route("/token", unguarded(auth.token), methods=["GET", "POST"]),
 ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import Iterator
 
 from starlette.responses import Response
 
@@ -13,8 +14,9 @@ from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
-from pier.web.streams import consume_body
-from pier.web.threads import run_sync
+from pier.web.bodies import has_body
+from pier.web.streams import stream_body
+from pier.web.threads import run_sync, run_upload
 
 # Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
 CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -39,11 +41,6 @@ def _digest_param(ctx: OciRequest) -> str:
     return require_digest(ctx.request.query_params.get("digest", ""))
 
 
-def _has_body(ctx: OciRequest) -> bool:
-    length = ctx.request.headers.get("content-length")
-    return (length is not None and length != "0") or "chunked" in ctx.request.headers.get("transfer-encoding", "")
-
-
 def _body_range(ctx: OciRequest) -> tuple[int | None, int | None]:
     """(offset, length) from Content-Range, else (None, Content-Length)."""
     if (content_range := ctx.request.headers.get("content-range")) is not None:
@@ -57,17 +54,23 @@ def _body_range(ctx: OciRequest) -> tuple[int | None, int | None]:
 
 async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) -> int:
     """Append the request body where Content-Range says (or at the end); 416 when that is not the end.
-    With a digest, finish the upload in the same step (one transaction fewer)."""
+    With a digest, finish the upload in the same step (one transaction fewer).
+
+    Each step runs on the upload pool; the body is awaited on the event loop in between (stream_body), so
+    a client that stalls holds no thread, and whatever ends the request early leaves the upload as last
+    acknowledged."""
     offset, expected = _body_range(ctx)
-
-    def write(parts: Iterator[bytes]) -> int:
-        if digest is not None:
-            uploads.append_and_finish(ctx.core, ctx.repository, upload_id, offset, parts, expected, digest)
-            return 0
-        return uploads.append(ctx.core, ctx.repository, upload_id, offset, parts, expected)
-
     try:
-        return await consume_body(ctx.request, write)
+        appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected)
+        try:
+            await stream_body(ctx.request, appending.write)
+            if digest is not None:
+                await run_upload(appending.acknowledge_and_finish, digest)
+                return 0
+            return await run_upload(appending.acknowledge)
+        except BaseException:
+            await asyncio.shield(run_upload(appending.abort))
+            raise
     except errors.InvalidLayerPart:
         size = await run_sync(uploads.size_of, ctx.core, ctx.repository, upload_id)
         raise OciError(
@@ -79,7 +82,7 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
 
 
 async def _finish(ctx: OciRequest, upload_id: str, digest: str) -> Response:
-    await run_sync(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    await run_upload(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
     return _created(ctx, digest)
 
 
@@ -102,8 +105,18 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
     upload_id = await run_sync(uploads.start, ctx.core, ctx.repository)
     if digest is None:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
-    await _append(ctx, upload_id, digest)
+    try:
+        await _append(ctx, upload_id, digest)
+    except BaseException:
+        # The client never learnt this upload's id, so it cannot resume it: remove it now, not at expiry.
+        await asyncio.shield(run_sync(_forget, ctx, upload_id))
+        raise
     return _created(ctx, digest)
+
+
+def _forget(ctx: OciRequest, upload_id: str) -> None:
+    with contextlib.suppress(Exception):  # a store that fails now: the upload expires in time instead
+        uploads.cancel(ctx.core, uploads.find(ctx.core, ctx.repository, upload_id))
 
 
 def _mount(ctx: OciRequest, digest: str, source_name: str) -> bool:
@@ -124,7 +137,7 @@ async def patch_blob_upload(ctx: OciRequest) -> Response:
 async def put_blob_upload(ctx: OciRequest) -> Response:
     upload_id = _upload_id(ctx)
     digest = _digest_param(ctx)
-    if _has_body(ctx):
+    if has_body(ctx.request.headers):
         await _append(ctx, upload_id, digest)
         return _created(ctx, digest)
     return await _finish(ctx, upload_id, digest)

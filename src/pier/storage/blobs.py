@@ -33,7 +33,7 @@ class UploadWriter(Protocol):
         acknowledged). Durable on disk only once verify_upload returns."""
 
     def abort(self) -> None:
-        """Stop without making anything durable (the next open_upload drops what was written)."""
+        """Stop, keeping nothing of what this writer wrote (the upload stays at the offset it was opened at)."""
 
 
 class BlobWriter(Protocol):
@@ -52,6 +52,12 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
+    def ping(self) -> None:
+        """Return if the store can be read and written now; raise what it raised otherwise (quickly)."""
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the store's disk, or None for object storage (no such limit to watch)."""
+
     def writer(self) -> BlobWriter: ...
 
     def exists(self, digest: str) -> bool: ...

@@ -100,6 +100,14 @@ class UploadRow:
 
 
 class MetadataStore(Protocol):
+    # Health
+
+    def ping(self) -> None:
+        """Return if the database answers a query; raise what it raised otherwise."""
+
+    def free_bytes(self) -> int | None:
+        """Free bytes where the database grows (its file's disk), or None when it is not local."""
+
     # Repositories
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -205,6 +206,18 @@ class SqlMetadataStore:
         self.engine.dispose()
         if self._sqlite_writers is not None:
             self._sqlite_writers.close()
+
+    # Health
+
+    def ping(self) -> None:
+        with self._reading() as conn:
+            conn.execute(select(1)).scalar()
+
+    def free_bytes(self) -> int | None:
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return None
+        stats = os.statvfs(os.path.dirname(os.path.abspath(self.engine.url.database)))
+        return stats.f_bavail * stats.f_frsize
 
     # Repositories
 

@@ -1,28 +1,67 @@
-"""GET /healthz and GET /logos/<digest> (catalog logos, public like the gallery)."""
+"""GET /healthz (liveness), GET /readyz (readiness) and GET /logos/<digest> (catalog logos, public)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from pier.core import catalog
+from pier import errors
+from pier.core import catalog, readiness
 from pier.core.context import Core
 from pier.digests import is_sha256
+from pier.web.failures import explain
 from pier.web.threads import run_sync
+
+READY_TIMEOUT = 10.0  # seconds a readiness check may take before it counts as failing
 
 
 async def healthz(request: Request) -> Response:
-    core: Core = request.app.state.core
-    await run_sync(core.meta.get_registry_display_name, core.accounts.all[0].id)  # the database answers
+    """200 while this process serves requests; it asks no dependency (that is /readyz)."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """200 when the metadata database and the blob store answer and the disk has room, else 503; the body
+    names each check and its state either way."""
+    core: Core = request.app.state.core
+    minimum = request.app.state.config.readiness_min_free_bytes
+    try:
+        checks = await asyncio.wait_for(run_sync(readiness.check, core, minimum), READY_TIMEOUT)
+    except TimeoutError:
+        checks = [readiness.Check("all", False, f"the checks took longer than {READY_TIMEOUT:g} s")]
+    ready = all(check.ok for check in checks)
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {
+            check.name: {
+                "status": "ok" if check.ok else "failing",
+                "detail": check.detail,
+                **({"free_bytes": check.free_bytes} if check.free_bytes is not None else {}),
+            }
+            for check in checks
+        },
+    }
+    headers = {"Cache-Control": "no-store"}
+    if not ready:
+        headers["Retry-After"] = str(errors.Unavailable.RETRY_AFTER)
+    return JSONResponse(body, 200 if ready else 503, headers)
 
 
 async def logo(request: Request) -> Response:
     core: Core = request.app.state.core
     digest = request.path_params["digest"]
-    if not is_sha256(digest) or await run_sync(core.meta.get_blob_size, digest) is None:
-        return JSONResponse({"message": "no such logo"}, 404)
-    head = b"".join(await run_sync(lambda: list(core.blobs.read(digest, 0, 16))))
+    try:
+        if not is_sha256(digest) or await run_sync(core.meta.get_blob_size, digest) is None:
+            return JSONResponse({"message": "no such logo"}, 404)
+        head = b"".join(await run_sync(lambda: list(core.blobs.read(digest, 0, 16))))
+    except Exception as raised:
+        error = explain(raised)
+        status = 503 if isinstance(error, errors.Unavailable) else 500
+        request.app.state.failures.report("web", "logo", status, raised)
+        retry = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
+        return JSONResponse({"message": error.message}, status, retry)
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
     media_type = catalog.logo_media_type(head) or "application/octet-stream"
     path = core.blobs.local_path(digest)

@@ -1,78 +1,71 @@
-"""Request bodies into the synchronous core without holding them in memory.
+"""Request bodies into the synchronous core without holding them in memory, and without a thread waiting.
 
-The core writes uploads in a worker thread; the body arrives on the event loop. consume_body runs the
-core call in a thread and hands it the body's chunks, fetched in batches (about 1 MiB each, to keep
-thread hops few). The event loop gathers the next batch while the thread writes and hashes the one it
-has, so receiving and writing overlap; at most AHEAD batches wait, which bounds the memory per request.
+stream_body reads the body on the event loop in batches (about 1 MiB, to keep thread hops few) and
+hands each batch to a write step on the upload pool. The loop receives the next batch while a thread
+writes and hashes the one before it, so receiving and writing overlap, and at most one batch waits,
+which bounds the memory per request. A client that stalls holds no thread: only this coroutine waits,
+and the body guard (web/bodies.py) ends the wait after body_timeout idle seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 
-from pier.web.threads import run_sync
+from pier.web.bodies import discard_rest
+from pier.web.threads import upload_pool
 
-T = TypeVar("T")
 BATCH = 1024 * 1024
-AHEAD = 1
 
 
-async def consume_body(request: Request, consume: Callable[[Iterator[bytes]], T]) -> T:
+async def stream_body(request: Request, write: Callable[[list[bytes]], None]) -> None:
+    """write(batch) on the upload pool for each batch of the body, in order; raises what a write raised,
+    or what ended the body (BodyTimeout, ClientGone, ServerClosing). When it raises, no write is running."""
     loop = asyncio.get_running_loop()
-    stream: AsyncIterator[bytes] = request.stream().__aiter__()
-    ready: asyncio.Queue[list[bytes] | Exception | None] = asyncio.Queue(maxsize=AHEAD)
-
-    async def gather() -> None:
-        try:
-            while True:
-                # The chunks as they came: joining them would copy every byte once more, on the loop.
-                batch: list[bytes] = []
-                size = 0
-                async for chunk in stream:
-                    if chunk:
-                        batch.append(chunk)
-                        size += len(chunk)
-                    if size >= BATCH:
-                        break
-                if not batch:
-                    await ready.put(None)
-                    return
-                await ready.put(batch)
-        except Exception as error:  # the client went away, say: the thread raises it where it reads
-            await ready.put(error)
-
-    def batches() -> Iterator[bytes]:
-        while (batch := asyncio.run_coroutine_threadsafe(ready.get(), loop).result()) is not None:
-            if isinstance(batch, Exception):
-                raise batch
-            yield from batch
-
-    gathering = asyncio.create_task(gather())
+    writing: asyncio.Future[None] | None = None
     try:
-        return await run_sync(consume, batches())
-    finally:
-        gathering.cancel()  # the core stopped early (a size limit, say): stop reading for it
-        with contextlib.suppress(asyncio.CancelledError):
-            await gathering
-        # If this request was cancelled while the core still reads, end its body so the thread returns.
-        while not ready.empty():
-            ready.get_nowait()
-        ready.put_nowait(EOFError("the request ended before its body"))
+        async for batch in _batches(request):
+            if writing is not None:
+                await writing
+            writing = loop.run_in_executor(upload_pool(), write, batch)
+        if writing is not None:
+            await writing
+    except BaseException:
+        if writing is not None and not writing.done():
+            # The caller undoes the request next: let the write in flight end first.
+            await asyncio.wait([writing])
+        raise
+
+
+async def _batches(request: Request) -> AsyncIterator[list[bytes]]:
+    # The chunks as they came: joining them would copy every byte once more, on the loop.
+    batch: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        if chunk:
+            batch.append(chunk)
+            size += len(chunk)
+        if size >= BATCH:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The whole body if it is at most `limit` bytes, else None (without reading past the limit)."""
+    """The whole body if it is at most `limit` bytes, else None. An oversized body is read and dropped up to
+    twice the limit first, so the client is done sending when it gets the answer (see bodies.discard_rest)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        if int(declared) <= 2 * limit:
+            await discard_rest(request.scope, request.receive, 2 * limit)
         return None
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
+            await discard_rest(request.scope, request.receive, 2 * limit)
             return None
     return bytes(body)

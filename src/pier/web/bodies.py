@@ -1,0 +1,147 @@
+"""Request bodies on the event loop: an idle timeout, an end when pier stops, and what is left unread.
+
+BodyGuard wraps every request's `receive`. While the body is being read, waiting more than body_timeout
+seconds for the next bytes raises BodyTimeout (a slow body that keeps sending is never cut: the clock
+restarts with every chunk), a client that goes away raises ClientGone, and once pier drains for a stop,
+every wait in progress ends with ServerClosing. Once the body is complete, receive is passed through
+untouched (streaming responses listen on it for the disconnect).
+
+Bodies are only ever waited for here, on the event loop: a stalled client costs a coroutine, never a
+thread. The doors answer BodyTimeout with 408 and ClientGone with nothing (there is nobody to answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+STATE_KEY = "pier.body"
+_CLOSING = "pier is stopping"
+
+
+class BodyError(Exception):
+    """The request body ended before it was complete."""
+
+
+class BodyTimeout(BodyError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body sent nothing for {seconds:g} seconds")
+        self.seconds = seconds
+
+
+class ClientGone(BodyError):
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before sending the whole body")
+
+
+class ServerClosing(BodyError):
+    def __init__(self) -> None:
+        super().__init__("pier is stopping; send the rest of the upload again once it is back")
+
+
+@dataclass
+class BodyState:
+    done: bool = False  # the last chunk (or a disconnect) has been received
+    received: int = 0
+    ended: bool = False  # cut short (timeout, disconnect, stop): nothing more will be read
+
+
+class Requests:
+    """The requests this process is serving, so a stop can wait for them and then end their bodies."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.closing = False
+        self._reading: set[asyncio.Task[object]] = set()
+
+    def close_bodies(self) -> int:
+        """End every body still being waited for; how many were."""
+        self.closing = True
+        for task in list(self._reading):
+            task.cancel(_CLOSING)
+        return len(self._reading)
+
+
+class BodyGuard:
+    def __init__(self, app: ASGIApp, body_timeout: float, requests: Requests) -> None:
+        self.app = app
+        self.timeout = body_timeout
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope[STATE_KEY] = BodyState()
+        requests, timeout = self.requests, self.timeout
+
+        async def guarded() -> Message:
+            if state.done:
+                return await receive()
+            if requests.closing or state.ended:
+                state.ended = True
+                raise ServerClosing() if requests.closing else BodyTimeout(timeout)
+            task = asyncio.current_task()
+            assert task is not None
+            requests._reading.add(task)
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except TimeoutError:
+                state.ended = True
+                raise BodyTimeout(timeout) from None
+            except asyncio.CancelledError:
+                if requests.closing and task.cancelling():
+                    task.uncancel()
+                    state.ended = True
+                    raise ServerClosing() from None
+                raise
+            finally:
+                requests._reading.discard(task)
+            if message["type"] == "http.disconnect":
+                state.done = state.ended = True
+                raise ClientGone()
+            state.received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                state.done = True
+            return message
+
+        requests.active += 1
+        try:
+            await self.app(scope, guarded, send)
+        finally:
+            requests.active -= 1
+
+
+def has_body(headers: Mapping[str, str]) -> bool:
+    """Whether a request announces a body (a length above 0, or chunked)."""
+    length = headers.get("content-length")
+    return (length is not None and length != "0") or "chunked" in headers.get("transfer-encoding", "")
+
+
+def body_state(scope: Scope) -> BodyState:
+    state = scope.get(STATE_KEY)
+    return state if isinstance(state, BodyState) else BodyState(done=True)
+
+
+async def discard_rest(scope: Scope, receive: Receive, limit: int) -> bool:
+    """Read and drop what is left of the body, up to `limit` bytes in all; True if it all came.
+
+    A client gets to read an error answer only once it has sent its body (or the connection is closed
+    under it, which SDKs see as a broken pipe, and then send the whole body again)."""
+    state = body_state(scope)
+    try:
+        while not state.done and not state.ended and state.received <= limit:
+            await receive()
+    except BodyError:
+        return False
+    return state.done
+
+
+def close_unless_read(scope: Scope, headers: dict[str, str]) -> dict[str, str]:
+    """`Connection: close` on an answer to a request whose body was not read to its end."""
+    if not body_state(scope).done:
+        headers["Connection"] = "close"
+    return headers

@@ -1,0 +1,89 @@
+"""Requests that failed for reasons other than the client's: what they amount to, and a log that stays
+readable through an outage.
+
+explain() turns any exception into the domain error a door answers with: storage faults become
+StorageFull (507) or Unavailable (503, worth retrying), anything else Internal (500). report() logs one
+line per failed request, a traceback at most once per distinct cause per minute, and no more than
+LINES_PER_SECOND lines in all: the rest are counted and the count is logged with the next line, so a
+database outage under load writes tens of lines a second, not a traceback per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+from pier import errors
+from pier.storage.faults import translate
+from pier.web.bodies import BodyError, ClientGone
+
+log = logging.getLogger("pier.requests")
+LINES_PER_SECOND = 20
+TRACEBACK_EVERY = 60.0  # seconds between two tracebacks of the same cause
+
+
+class Internal(errors.PierError):
+    def __init__(self) -> None:
+        super().__init__("an internal error occurred; it has been logged")
+
+
+def explain(error: BaseException) -> errors.PierError:
+    return translate(error) or Internal()
+
+
+class FailureLog:
+    def __init__(self, logger: logging.Logger = log) -> None:
+        self._log = logger
+        self._lock = threading.Lock()
+        self._second = 0
+        self._lines = 0
+        self._suppressed = 0
+        self._tracebacks: dict[tuple[str, str], float] = {}
+
+    def report(self, door: str, operation: str, status: int, error: BaseException) -> None:
+        """One failed request: `error` was raised, the client was answered `status` (0: not answered)."""
+        if isinstance(error, ClientGone):
+            self._log.info("%s %s: %s", door, operation, error)
+            return
+        if isinstance(error, BodyError):
+            self._log.info("%s %s: %s (answered %s)", door, operation, error, status)
+            return
+        now = time.monotonic()
+        with self._lock:
+            if int(now) != self._second:
+                self._second, self._lines = int(now), 0
+            if self._lines >= LINES_PER_SECOND:
+                self._suppressed += 1
+                return
+            self._lines += 1
+            suppressed, self._suppressed = self._suppressed, 0
+            cause = _cause(error)
+            with_traceback = now - self._tracebacks.get(cause, -TRACEBACK_EVERY) >= TRACEBACK_EVERY
+            if with_traceback:
+                self._tracebacks[cause] = now
+                if len(self._tracebacks) > 1000:
+                    self._tracebacks.clear()
+        meaning = translate(error)
+        kind = type(meaning).__name__ if meaning is not None else "internal error"
+        detail = _first_line(error)
+        more = f" ({suppressed} similar failure(s) not logged)" if suppressed else ""
+        line = f"{door} {operation} failed with {status} ({kind}): {type(error).__name__}: {detail}{more}"
+        level = logging.ERROR if meaning is None else logging.WARNING
+        if with_traceback:
+            self._log.log(level, "%s", line, exc_info=error)
+        else:
+            self._log.log(level, "%s [traceback logged earlier]", line)
+
+
+def _cause(error: BaseException) -> tuple[str, str]:
+    """A failure's identity: its type and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return type(error).__qualname__, where
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else ""
