@@ -35,7 +35,7 @@ from pier.web import routes as web
 from pier.web.admission import BodySlots
 from pier.web.audit import AuditLog
 from pier.web.bodies import BodyGuard, Requests
-from pier.web.failures import FailureLog
+from pier.web.failures import FailureLog, LastResort
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
 from pier.web.threads import run_sync
@@ -145,6 +145,7 @@ def create_app(config: Config) -> Starlette:
             core.meta.close()  # type: ignore[attr-defined]
 
     requests = Requests()
+    failures = FailureLog()
     app = Starlette(
         routes=[
             Route("/", dispatch.handle, methods=["POST"]),
@@ -156,12 +157,13 @@ def create_app(config: Config) -> Starlette:
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(LastResort, failures=failures),
             Middleware(HeaderLimit),
             Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),
         ],
     )
     app.state.requests = requests  # the server ends their bodies when a stop has waited long enough
     app.state.config = config
-    app.state.failures = FailureLog()
+    app.state.failures = failures
     app.state.body_slots = BodySlots(config.max_upload_bodies_per_account, config.max_upload_bodies_per_client)
     return app

@@ -17,7 +17,7 @@ from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, referrers, tags, uploads
 from pier.oci.context import OciRequest
 from pier.oci.errors import API_VERSION_HEADER, OciError, for_failure, respond, to_oci
-from pier.web.bodies import close_unless_read, discard_rest, has_body
+from pier.web.bodies import BodyError, close_unless_read, discard_rest, has_body
 from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
@@ -63,7 +63,8 @@ def guarded(
             failure = raised if error.status >= 500 else None
         except Exception as raised:
             error = for_failure(raised)
-            error_code, response, failure = error.code, respond(error, head), raised
+            error_code, response = error.code, respond(error, head)
+            failure = raised if error.status >= 500 or isinstance(raised, BodyError) else None
         if failure is not None:
             request.app.state.failures.report("oci", f"{request.method} {name}", response.status_code, failure)
         if response.status_code >= 400:
@@ -127,6 +128,16 @@ def unguarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[R
     return answer
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def no_such_endpoint(request: Request) -> Response:
+    error = OciError("UNSUPPORTED", 404, f"No /v2/ endpoint answers {request.method} {request.url.path}")
+    response = respond(error, request.method == "HEAD")
+    await finish_body(request, response)
+    return response
+
+
 NAME = "/v2/{name:path}"
 # The ECR operation each push or delete corresponds to: what a repository policy grants or denies.
 UPLOAD, PART, COMPLETE = "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload"
@@ -157,4 +168,6 @@ ROUTES = [
     Route(f"{NAME}/tags/list", guarded(tags.list_tags, PULL, limited=True), methods=["GET"]),
     Route(f"{NAME}/referrers/{{digest}}", guarded(referrers.get_referrers, PULL, limited=True), methods=["GET"]),
     Route("/token", unguarded(auth.token), methods=["GET", "POST"]),
+    # Last: anything else under /v2/ is answered in the spec's JSON, not by the gallery or as plain text.
+    Route("/v2/{rest:path}", unguarded(no_such_endpoint), methods=[*METHODS]),
 ]

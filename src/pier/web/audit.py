@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("pier.audit")
 
 
 class AuditLog:
@@ -21,6 +25,8 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.lost = 0
+        self._warned = -60.0
 
     def record(
         self,
@@ -47,7 +53,19 @@ class AuditLog:
             "request_id": request_id,
             **extra,
         }
-        os.write(self._fd, json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+        try:
+            written = os.write(self._fd, line)
+            if written < len(line):  # the disk filled mid-line: end the line, or fail trying
+                os.write(self._fd, line[written:])
+        except OSError as error:
+            # The answer the client gets must not change because its record could not be kept (a full disk
+            # would otherwise turn a 201 into a 500). Say so, at most once a minute.
+            self.lost += 1
+            now = time.monotonic()
+            if now - self._warned >= 60:
+                self._warned = now
+                log.warning("audit log: %d entr(y/ies) could not be written so far: %s", self.lost, error)
 
     def close(self) -> None:
         os.close(self._fd)

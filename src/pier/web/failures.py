@@ -10,10 +10,13 @@ database outage under load writes tens of lines a second, not a traceback per re
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import traceback
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pier import errors
 from pier.storage.faults import translate
@@ -87,3 +90,42 @@ def _cause(error: BaseException) -> tuple[str, str]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else ""
+
+
+class LastResort:
+    """Outermost: an exception no door answered becomes a JSON 500 (503/507 when it is a store's fault),
+    logged like any other failure, instead of Starlette's plain-text 500 and a traceback per request."""
+
+    def __init__(self, app: ASGIApp, failures: FailureLog) -> None:
+        self.app = app
+        self.failures = failures
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as raised:
+            error = explain(raised)
+            status = (
+                503 if isinstance(error, errors.Unavailable) else 507 if isinstance(error, errors.StorageFull) else 500
+            )
+            self.failures.report("web", f"{scope.get('method', '')} {scope.get('path', '')}", status, raised)
+            if started:
+                return  # the answer is on its way and cannot be changed: the connection ends here
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            if status == 503:
+                headers.append((b"retry-after", str(errors.Unavailable.RETRY_AFTER).encode()))
+            body = json.dumps({"message": error.message}).encode()
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
