@@ -452,10 +452,15 @@ class SqlMetadataStore:
             conn.execute(_TOUCH_BLOB, {"blob": digest, "now": now})
 
     def _insert_or_ignore(self, table: Any) -> Any:
-        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception)."""
+        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception).
+        Its rowcount says which happened: SQLAlchemy 2.1 keeps an INSERT's rowcount only when asked to (with
+        psycopg it is -1 otherwise, which reads as "inserted")."""
+        statement: Any
         if self.engine.dialect.name == "postgresql":
-            return postgresql_insert(table).on_conflict_do_nothing()
-        return sqlite_insert(table).on_conflict_do_nothing()
+            statement = postgresql_insert(table).on_conflict_do_nothing()
+        else:
+            statement = sqlite_insert(table).on_conflict_do_nothing()
+        return statement.execution_options(preserve_rowcount=True)
 
     def get_blob_size(self, digest: str) -> int | None:
         with self._reading() as conn:
