@@ -140,7 +140,12 @@ def _store_logo(core: Core, data: bytes) -> str:
             "'the logo must be a PNG, JPEG, GIF or WebP image'"
         )
     writer = core.blobs.writer()
-    writer.write(data)
-    digest = writer.commit()
-    core.meta.add_blob(digest, len(data), core.clock())
+    try:
+        writer.write(data)
+        digest = writer.digest()
+        # Published once its row is written, in that transaction: GC never takes the bytes in between.
+        core.meta.add_blob(digest, len(data), core.clock(), publish=writer.commit)
+    except BaseException:
+        writer.cancel()
+        raise
     return digest

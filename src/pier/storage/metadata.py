@@ -163,8 +163,9 @@ class MetadataStore(Protocol):
     def remove_signing_keys_except(self, key_id: str) -> None: ...
 
     # Blobs
-    def add_blob(self, digest: str, size: int, created_at: float) -> None:
-        """Record a blob; recording one twice is fine."""
+    def add_blob(self, digest: str, size: int, created_at: float, publish: Callable[[], object] | None = None) -> None:
+        """Record a blob; recording one twice is fine. publish(), if given, puts its bytes in place in the same
+        transaction, after the row is written (as in finish_upload), so GC cannot take them meanwhile."""
 
     def get_blob_size(self, digest: str) -> int | None: ...
 

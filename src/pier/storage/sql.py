@@ -441,9 +441,11 @@ class SqlMetadataStore:
 
     # Blobs
 
-    def add_blob(self, digest: str, size: int, created_at: float) -> None:
+    def add_blob(self, digest: str, size: int, created_at: float, publish: Callable[[], object] | None = None) -> None:
         with self._writing() as conn:
             self._record_blob(conn, digest, size, created_at)
+            if publish is not None:
+                publish()
 
     def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
         """Insert the blob's row, or touch it if it is there (GC spares recently touched blobs)."""
