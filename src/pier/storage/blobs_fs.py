@@ -166,7 +166,7 @@ class FsBlobStore:
         path = self.upload_path(upload_id)
         if not path.exists():
             published = self.local_path(expected_digest) if expected_digest else None
-            if expected_digest and published and published.stat().st_size == size:
+            if expected_digest and published and _is_blob(published, size, expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         cached = self.hashes.get(upload_id)
@@ -187,9 +187,12 @@ class FsBlobStore:
         self.hashes.pop(upload_id, None)
         self.writeback.forget(upload_id)
         if not path.exists():
+            if not self.path_of(digest).is_file():  # GC took the bytes verify_upload found: they had no row
+                raise UploadMissing(upload_id)
             return  # published before a crash (verify_upload checked the blob is there)
         final = self.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
+        os.utime(path)  # published now: GC's grace window starts here, not at the upload's last part
         os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
         _fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
 
@@ -232,6 +235,18 @@ class FsBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
+
+
+def _is_blob(path: Path, size: int, digest: str) -> bool:
+    """Whether the file holds exactly the blob (a failed publish may have left other bytes under its
+    name); if so it is touched, so GC spares it while the caller records it."""
+    try:
+        if path.stat().st_size != size or _hash_file(path, size) != digest:
+            return False
+        os.utime(path)
+    except (FileNotFoundError, UploadMissing):
+        return False
+    return True
 
 
 def _hash_file(path: Path, size: int) -> str:

@@ -217,6 +217,25 @@ class S3BlobStore:
     def delete(self, digest: str) -> None:
         self.where.client.delete_object(Bucket=self.where.bucket, Key=self.where.blob(digest))
 
+    def _is_blob(self, digest: str) -> bool:
+        """Whether the object holds exactly the blob (a failed publish may have left other bytes under its
+        name); if so it is touched (copied onto itself), so GC spares it while the caller records it."""
+        w = self.where
+        hashed = hashlib.sha256()
+        try:
+            body = w.client.get_object(Bucket=w.bucket, Key=w.blob(digest))["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                hashed.update(chunk)
+            if f"sha256:{hashed.hexdigest()}" != digest:
+                return False
+            key = {"Bucket": w.bucket, "Key": w.blob(digest)}
+            w.client.copy(key, w.bucket, w.blob(digest), ExtraArgs={"MetadataDirective": "REPLACE"})
+        except ClientError as error:
+            if _missing(error):
+                return False
+            raise
+        return True
+
     def start_upload(self, upload_id: str) -> None:
         w = self.where
         w.client.put_object(Bucket=w.bucket, Key=w.upload(upload_id, "tail"), Body=b"")
@@ -265,7 +284,7 @@ class S3BlobStore:
         w = self.where
         if self._head(w.upload(upload_id, "tail")) is None:
             head = self._head(w.blob(expected_digest)) if expected_digest else None
-            if expected_digest and head and head["ContentLength"] == size:
+            if expected_digest and head and head["ContentLength"] == size and self._is_blob(expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         self._assemble(upload_id, size)
