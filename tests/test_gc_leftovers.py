@@ -4,8 +4,13 @@ contract), in both blob stores, and GC runs as `pier gc` against a live server."
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import re
 import secrets
+import threading
 import time
 import uuid
 from typing import Any
@@ -13,12 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import BUCKET, Backend, PostgresS3
+from tests.backends import BUCKET, Backend, PostgresS3, assert_blobs_are_whole
 from tests.conftest import OWNER, client
-from tests.images import digest_of
+from tests.images import config, digest_of, image_manifest, layer, push_blob, push_image
 from tests.server import PierServer
 
 HOUR = 3600.0
+REPORT = re.compile(r"(would remove|removed) (\d+) leftover upload file\(s\), (\d+) blob file\(s\) without a row")
 
 
 class Planter:
@@ -101,10 +107,94 @@ class Planter:
         return f"multipart:{key}"
 
 
+def run_gc(server: PierServer, grace: float, *flags: str) -> tuple[str, int, int]:
+    """(verb, upload leftovers, blob leftovers) from `pier gc`'s report."""
+    output = server.run_cli("gc", "--grace-seconds", str(int(grace)), *flags)
+    found = REPORT.search(output)
+    assert found, output
+    return found[1], int(found[2]), int(found[3])
+
+
+def wait_until_old(planter: Planter) -> None:
+    if planter.s3:
+        time.sleep(1.5)  # S3's LastModified is whole seconds: GC at grace 0 must see them in the past
+
+
 def pull(server: PierServer, repository: str, digest: str) -> bytes:
     response = httpx.get(f"{server.url}/v2/{OWNER.alias}/{repository}/blobs/{digest}", follow_redirects=True)
     assert response.status_code == 200, response.text
     return response.content
+
+
+def test_old_leftovers_are_swept_and_counted_live_uploads_and_blobs_kept(make_server: Any, backend: Backend) -> None:
+    server = make_server()
+    ecr = client(server)
+    ecr.create_repository(repositoryName="kept")
+    manifest, _ = push_image(ecr, "kept", "v1", layers=2)
+    before = backend.blob_digests(server)
+    # A live upload, idle for longer than the grace window: its row keeps it.
+    live = ecr.initiate_layer_upload(repositoryName="kept")["uploadId"]
+    first = os.urandom(9 * 1024 * 1024)  # more than a part: on S3, a live multipart upload too
+    ecr.upload_layer_part(
+        repositoryName="kept", uploadId=live, partFirstByte=0, partLastByte=len(first) - 1, layerPartBlob=first
+    )
+    planter = Planter(backend, server)
+    uploads = [*planter.upload(), *planter.upload(), *planter.write_in_progress()]
+    unrecorded = os.urandom(5000)
+    blobs = [planter.blob(unrecorded), planter.blob(b"corrupt: not these bytes", digest_of(b"the real ones"))]
+    planter.age([*uploads, *blobs, planter.upload_path(live)])
+    wait_until_old(planter)
+
+    assert run_gc(server, 0, "--dry-run") == ("would remove", len(uploads), len(blobs))
+    assert all(planter.present(name) for name in [*uploads, *blobs])
+
+    assert run_gc(server, 0) == ("removed", len(uploads), len(blobs))
+    assert not any(planter.present(name) for name in [*uploads, *blobs])
+    assert planter.present(planter.upload_path(live))
+    assert backend.blob_digests(server) == before
+    assert run_gc(server, 0) == ("removed", 0, 0)
+
+    # What has rows is whole and usable: the image pulls, the live upload finishes.
+    document = json.loads(manifest)
+    for descriptor in [document["config"], *document["layers"]]:
+        assert digest_of(pull(server, "kept", descriptor["digest"])) == descriptor["digest"]
+    rest = os.urandom(1000)
+    ecr.upload_layer_part(
+        repositoryName="kept",
+        uploadId=live,
+        partFirstByte=len(first),
+        partLastByte=len(first) + len(rest) - 1,
+        layerPartBlob=rest,
+    )
+    digest = digest_of(first + rest)
+    ecr.complete_layer_upload(repositoryName="kept", uploadId=live, layerDigests=[digest])
+    assert pull(server, "kept", digest) == first + rest
+    assert_blobs_are_whole(backend, server)
+
+
+def test_young_leftovers_are_kept(make_server: Any, backend: Backend) -> None:
+    server = make_server()
+    planter = Planter(backend, server)
+    names = [*planter.upload(), *planter.write_in_progress(), planter.blob(os.urandom(300))]
+    assert run_gc(server, HOUR) == ("removed", 0, 0)
+    assert all(planter.present(name) for name in names)
+
+
+def test_leftover_bytes_of_a_blob_uploaded_again_are_replaced(make_server: Any, backend: Backend) -> None:
+    server = make_server()
+    ecr = client(server)
+    ecr.create_repository(repositoryName="again")
+    planter = Planter(backend, server)
+    data = os.urandom(40_000)
+    name = planter.blob(b"bytes a failed publish left", digest_of(data))  # corrupt, and without a row
+    planter.age([name])
+    assert push_blob(ecr, "again", data) == digest_of(data)
+    assert pull(server, "again", digest_of(data)) == data
+    assert time.time() - planter.modified(name) < 60  # the publish refreshed it: not a leftover
+    wait_until_old(planter)
+    assert run_gc(server, HOUR) == ("removed", 0, 0)  # it has a row now
+    assert pull(server, "again", digest_of(data)) == data
+    assert_blobs_are_whole(backend, server)
 
 
 def test_finishing_an_upload_whose_bytes_were_published_before_a_crash(make_server: Any, backend: Backend) -> None:
@@ -135,3 +225,92 @@ def test_finishing_an_upload_whose_bytes_were_published_before_a_crash(make_serv
         ecr.complete_layer_upload(repositoryName="crashed", uploadId=upload_id, layerDigests=[digest_of(data)])
         assert time.time() - planter.modified(name) < 60  # touched: GC spares it while it gets its row
         assert pull(server, "crashed", digest_of(data)) == data
+
+
+def test_gc_while_clients_push_over_old_leftovers_loses_nothing(make_server: Any, backend: Backend) -> None:
+    """Pushers publish blobs whose digests have old leftover bytes (some corrupt) while GC sweeps them."""
+    grace = 10  # far longer than one push takes, as in test_scale
+    server = make_server()
+    ecr = client(server)
+    ecr.create_repository(repositoryName="busy")
+    planter = Planter(backend, server)
+    shared = layer({"base": b"shared base layer" * 5000})
+    own = {
+        (n, r): layer({f"c{n}r{r}": hashlib.sha256(f"{n}/{r}".encode()).digest() * 700})
+        for n in range(6)
+        for r in range(3)
+    }
+    configs = {key: config(f"c{key[0]}r{key[1]}", layers=[shared, blob]) for key, blob in own.items()}
+    planted = []
+    for i, blob in enumerate([shared, *own.values(), *configs.values()]):
+        planted.append(planter.blob(blob.data if i % 2 else b"corrupt", blob.digest))
+    doomed = [planter.blob(os.urandom(2000)) for _ in range(30)]
+    planted += doomed + [name for _ in range(10) for name in planter.upload()]
+    planter.age(planted)
+    if planter.s3:
+        time.sleep(grace + 1)
+
+    pushed: list[bytes] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def pusher(n: int) -> None:
+        mine = client(server)
+        try:
+            for r in range(3):
+                for blob in (shared, own[n, r], configs[n, r]):
+                    if not mine.batch_check_layer_availability(repositoryName="busy", layerDigests=[blob.digest])[
+                        "layers"
+                    ]:
+                        with contextlib.suppress(mine.exceptions.LayerAlreadyExistsException):
+                            push_blob(mine, "busy", blob.data)
+                manifest = image_manifest(configs[n, r], [shared, own[n, r]])
+                mine.put_image(repositoryName="busy", imageManifest=manifest.decode(), imageTag=f"c{n}r{r}")
+                pushed.append(manifest)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    swept = [0, 0]
+
+    def collector() -> None:
+        while not stop.is_set():
+            _, uploads, blobs = run_gc(server, grace)
+            swept[0] += uploads
+            swept[1] += blobs
+
+    gc_thread = threading.Thread(target=collector)
+    gc_thread.start()
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    gc_thread.join()
+    assert not failures, failures
+    assert len(pushed) == 18
+    _, uploads, blobs = run_gc(server, grace)
+    swept[0] += uploads
+    swept[1] += blobs
+
+    for manifest in pushed:
+        document = json.loads(manifest)
+        for descriptor in [document["config"], *document["layers"]]:
+            assert digest_of(pull(server, "busy", descriptor["digest"])) == descriptor["digest"]
+    assert not any(planter.present(name) for name in doomed)
+    assert swept[0] >= 10 * (2 if planter.s3 else 1) and swept[1] >= len(doomed)
+    assert backend.upload_leftovers(server) == []
+    assert_blobs_are_whole(backend, server)
+
+
+def test_the_server_sweeps_leftovers_when_it_runs_gc(make_server: Any, backend: Backend) -> None:
+    server = make_server("gc_interval_seconds = 1\ngc_grace_seconds = 1\n")
+    planter = Planter(backend, server)
+    names = [*planter.upload(), planter.blob(os.urandom(100))]
+    planter.age(names)
+    deadline = time.monotonic() + 30
+    while any(planter.present(name) for name in names):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.5)
+    reports = [(int(uploads), int(blobs)) for _, uploads, blobs in REPORT.findall(server.log())]
+    assert (sum(u for u, _ in reports), sum(b for _, b in reports)) == (len(names) - 1, 1)

@@ -418,6 +418,36 @@ class SqlMetadataStore:
         except (_Keep, IntegrityError):  # touched, or an image references it now (the foreign key says so)
             return False
 
+    def recorded_blobs(self, digests: Sequence[str]) -> set[str]:
+        if not digests:
+            return set()
+        blobs = schema.blobs
+        with self._reading() as conn:
+            return set(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(list(digests)))).scalars())
+
+    def recorded_uploads(self, upload_ids: Sequence[str]) -> set[str]:
+        if not upload_ids:
+            return set()
+        with self._reading() as conn:
+            return set(conn.execute(select(_uploads.c.id).where(_uploads.c.id.in_(list(upload_ids)))).scalars())
+
+    def remove_unrecorded_blob(self, digest: str, size: int, remove: Callable[[], bool]) -> bool:
+        # The row inserted here and deleted before commit is a lock: every publish records (or touches) the
+        # blob's row first, in the same transaction (finish_upload, add_blob), so it waits for this one, and
+        # finds no row and the bytes gone, or publishes before and makes the insert find its row.
+        blobs = schema.blobs
+        try:
+            with self._writing() as conn:
+                row = {"digest": digest, "size": size, "created_at": 0.0, "touched_at": 0.0}
+                if not conn.execute(self._insert_blob, row).rowcount:
+                    raise _Keep  # recorded meanwhile: not a leftover
+                if not remove():
+                    raise _Keep
+                conn.execute(delete(blobs).where(blobs.c.digest == digest))
+                return True
+        except _Keep:
+            return False
+
     # Signing keys
 
     def signing_keys(self) -> list[SigningKey]:
