@@ -93,7 +93,7 @@ async def collect_garbage(core: Core, interval: float, grace: float) -> None:
         await asyncio.sleep(interval)
         try:
             report = await run_sync(gc.collect, core, grace)
-            if report.blobs:
+            if report.anything:
                 log.info("garbage collection %s", report)
         except Exception:
             log.exception("garbage collection failed; trying again later")

@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     rotate = commands.add_parser("rotate-key", help="sign tokens with a new key (old tokens stay valid until expiry)")
     rotate.add_argument("--revoke-others", action="store_true", help="also invalidate every token signed before")
 
-    collect = commands.add_parser("gc", help="free the blobs no image uses any more (safe while serving)")
-    collect.add_argument("--dry-run", action="store_true", help="only report what would be freed")
-    collect.add_argument("--grace-seconds", type=int, help="spare blobs touched this recently (default: config)")
+    collect = commands.add_parser(
+        "gc", help="free the blobs no image uses any more, and what crashes left behind (safe while serving)"
+    )
+    collect.add_argument("--dry-run", action="store_true", help="only report what would be freed or removed")
+    collect.add_argument(
+        "--grace-seconds", type=int, help="spare blobs and files touched this recently (default: config)"
+    )
 
     for command in (serve, rotate, collect):
         command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")

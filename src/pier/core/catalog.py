@@ -142,9 +142,10 @@ def _store_logo(core: Core, data: bytes) -> str:
     writer = core.blobs.writer()
     try:
         writer.write(data)
+        digest = writer.digest()
+        # Published once its row is written, in that transaction: GC never takes the bytes in between.
+        core.meta.add_blob(digest, len(data), core.clock(), publish=writer.commit)
     except BaseException:
         writer.cancel()
         raise
-    digest = writer.commit()
-    core.meta.add_blob(digest, len(data), core.clock())
     return digest

@@ -1,19 +1,30 @@
-"""Online garbage collection of blobs no image references any more.
+"""Online garbage collection: blobs no image references any more, and what crashes left behind.
 
 Safe while clients push: a blob uploaded, mounted or uploaded again within the grace window is never
 collected (a push uploads its blobs before the manifest that references them), and each blob is
 deleted, row and bytes, in one transaction that the database refuses once an image references it.
-Metadata decides, never a listing of the blob store.
+
+Leftovers are bytes no row stands for, older than the grace window: an upload's file or objects whose
+upload row is gone (or was never committed: the bytes are made first), a write in progress when pier
+died, and a blob's bytes whose row was never committed (a publish puts them in place inside the
+transaction that writes the row; if that commit fails, or pier dies, they stay). The blob store lists
+them; the metadata store decides. A blob's bytes are removed in a transaction that holds its row, so a
+publish of the same blob (which writes the row first) waits for it; a publish also refreshes the bytes'
+modification time, so bytes published now are never older than the grace window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
+from typing import TypeVar
 
 from pier.core.context import Core
 
 BATCH = 500
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,10 +33,19 @@ class Report:
     blobs: int = 0
     bytes: int = 0
     digests: list[str] = field(default_factory=list)
+    upload_leftovers: int = 0  # upload files and objects, temporary files, S3 multipart uploads
+    blob_leftovers: int = 0  # blob files or objects without a row
 
     def __str__(self) -> str:
-        verb = "would free" if self.dry_run else "freed"
-        return f"{verb} {self.blobs} blob(s), {self.bytes} bytes"
+        free, remove = ("would free", "would remove") if self.dry_run else ("freed", "removed")
+        return (
+            f"{free} {self.blobs} blob(s), {self.bytes} bytes; {remove} {self.upload_leftovers} leftover upload"
+            f" file(s), {self.blob_leftovers} blob file(s) without a row"
+        )
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.blobs or self.upload_leftovers or self.blob_leftovers)
 
 
 def collect(core: Core, grace_seconds: float, dry_run: bool = False) -> Report:
@@ -39,4 +59,33 @@ def collect(core: Core, grace_seconds: float, dry_run: bool = False) -> Report:
                 report.bytes += size
                 report.digests.append(digest)
         after = candidates[-1][0]
+    sweep_leftovers(core, cutoff, report)
     return report
+
+
+def sweep_leftovers(core: Core, cutoff: float, report: Report) -> None:
+    """Remove (or, on a dry run, count) the leftovers last written before `cutoff`."""
+    old_uploads = (item for item in core.blobs.upload_leftovers() if item.modified < cutoff)
+    for uploads in _batches(old_uploads):
+        live = core.meta.recorded_uploads([item.upload_id for item in uploads if item.upload_id is not None])
+        for item in uploads:
+            # An upload row is inserted right after its bytes are made, and never comes back once deleted.
+            if item.upload_id in live:
+                continue
+            if report.dry_run or core.blobs.remove_upload_leftover(item, cutoff):
+                report.upload_leftovers += 1
+    old_blobs = (blob for blob in core.blobs.stored_blobs() if blob.modified < cutoff)
+    for blobs in _batches(old_blobs):
+        recorded = core.meta.recorded_blobs([blob.digest for blob in blobs])
+        for blob in blobs:
+            if blob.digest in recorded:
+                continue  # an ordinary blob: collect() above decides about it
+            remove = partial(core.blobs.remove_stored_blob, blob.digest, cutoff)
+            if report.dry_run or core.meta.remove_unrecorded_blob(blob.digest, blob.size, remove):
+                report.blob_leftovers += 1
+
+
+def _batches(items: Iterable[T]) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, BATCH)):
+        yield batch

@@ -8,6 +8,7 @@ matches. cancel() (or a crash) leaves nothing visible. Readers get a local path 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,25 @@ class DigestMismatch(Exception):
 
 class UploadMissing(Exception):
     """The store holds no bytes for this upload (cancelled, finished, or never started)."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob's bytes as the store lists them, recorded in the metadata store or not."""
+
+    digest: str
+    size: int
+    modified: float  # when they were last written or touched, in seconds since the epoch
+
+
+@dataclass(frozen=True)
+class UploadLeftover:
+    """Bytes of a write in progress as the store lists them, live or left behind by a crash."""
+
+    name: str  # the store's own name for them: a path under its root, or an object key
+    upload_id: str | None  # the upload they belong to; None for a write no upload row stands for
+    modified: float  # when they were last written (or the S3 multipart upload initiated), since the epoch
+    multipart_id: str | None = None  # an S3 multipart upload's id
 
 
 class UploadWriter(Protocol):
@@ -90,3 +110,19 @@ class BlobStore(Protocol):
         """Make the verified upload the blob `digest`, atomically and durably, and forget the upload."""
 
     def cancel_upload(self, upload_id: str) -> None: ...
+
+    # Leftovers of writes that never finished (pier killed, a commit that failed). The store lists and
+    # removes them; the core decides, from the metadata store, which are leftovers (core/gc.py).
+
+    def upload_leftovers(self) -> Iterator[UploadLeftover]:
+        """Every upload's bytes and every other write in progress the store holds, live or not."""
+
+    def remove_upload_leftover(self, leftover: UploadLeftover, modified_before: float) -> bool:
+        """Remove it, unless it was written since `modified_before`; whether it was removed."""
+
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        """Every published blob's bytes, recorded or not."""
+
+    def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
+        """Remove the blob's bytes, unless they were written or touched since `modified_before` (a publish
+        refreshes that time); whether they were removed."""

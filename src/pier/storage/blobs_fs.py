@@ -2,11 +2,14 @@
 
 Layout under the root, drawn once here:
     sha256/<first two hex>/<hex>    a published blob, never modified
-    tmp/<random>                    a write in progress; removed on cancel, ignored after a crash
+    tmp/<random>                    a write in progress; removed on cancel, swept by GC after a crash
     uploads/<upload id>             a resumable upload: its acknowledged bytes, and maybe a tail that was
                                     written but not acknowledged (dropped on the next append)
 A blob is written to tmp/, fsynced, then os.replace()d to its final name and the directory fsynced,
-so a crash at any moment leaves either the whole blob or nothing under sha256/.
+so a crash at any moment leaves either the whole blob or nothing under sha256/. A blob whose row was
+never committed, and an upload whose row is gone, are leftovers GC sweeps once older than its grace
+window (by modification time, which every publish refreshes). The layout is a contract: tests outside
+pier plant leftovers in it.
 
 An upload's parts are acknowledged once written (they survive pier being killed: they are in the
 kernel's page cache) and fsynced once, when the upload is verified for publishing, so no part waits
@@ -18,6 +21,7 @@ little left to wait for.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pier.digests import is_sha256, is_upload_id
-from pier.storage.blobs import DigestMismatch, UploadMissing
+from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing
 
 CHUNK = 1024 * 1024
 FLUSH_EVERY = 32 * 1024 * 1024  # bytes an upload writes before writeback is started beside it
@@ -191,7 +195,7 @@ class FsBlobStore:
         path = self.upload_path(upload_id)
         if not path.exists():
             published = self.local_path(expected_digest) if expected_digest else None
-            if expected_digest and published and published.stat().st_size == size:
+            if expected_digest and published and _is_blob(published, size, expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         cached = self.hashes.get(upload_id)
@@ -215,9 +219,12 @@ class FsBlobStore:
         self.hashes.pop(upload_id, None)
         self.writeback.forget(upload_id)
         if not path.exists():
+            if not self.path_of(digest).is_file():  # GC took the bytes verify_upload found: they had no row
+                raise UploadMissing(upload_id)
             return  # published before a crash (verify_upload checked the blob is there)
         final = self.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
+        os.utime(path)  # published now: GC's grace window starts here, not at the upload's last part
         os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
         _fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
 
@@ -260,6 +267,80 @@ class FsBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_of(digest).unlink(missing_ok=True)
+
+    # Leftovers
+
+    def upload_leftovers(self) -> Iterator[UploadLeftover]:
+        for folder in (self.uploads_dir, self.tmp_dir):
+            for name, modified in _files(folder):
+                if folder is self.tmp_dir:
+                    yield UploadLeftover(f"tmp/{name}", None, modified)
+                elif is_upload_id(name):  # a name pier never gives is not ours to judge
+                    yield UploadLeftover(f"uploads/{name}", name, modified)
+
+    def remove_upload_leftover(self, leftover: UploadLeftover, modified_before: float) -> bool:
+        folder, _, name = leftover.name.partition("/")
+        if folder not in ("uploads", "tmp") or not name or "/" in name or name.startswith("."):
+            raise ValueError(f"not an upload leftover: {leftover.name!r}")
+        path = self.root / folder / name
+        try:
+            if path.stat().st_mtime >= modified_before:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        for prefix, _ in _files(self.root / "sha256", directories=True):
+            for name, _ in _files(self.root / "sha256" / prefix):
+                digest = f"sha256:{name}"
+                if is_sha256(digest) and name[:2] == prefix:
+                    try:
+                        stat = (self.root / "sha256" / prefix / name).stat()
+                    except FileNotFoundError:
+                        continue
+                    yield StoredBlob(digest, stat.st_size, stat.st_mtime)
+
+    def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
+        # Moved aside first, then judged: the file judged is the file removed, even if the same blob is
+        # published again this instant (that one, written now, is put back, or was not taken at all).
+        path = self.path_of(digest)
+        taken = self.tmp_dir / f"gc-{secrets.token_hex(16)}"
+        try:
+            os.rename(path, taken)
+        except FileNotFoundError:
+            return False
+        if os.stat(taken).st_mtime < modified_before:
+            taken.unlink()
+            return True
+        with contextlib.suppress(FileExistsError):  # published again meanwhile: the same bytes are in place
+            os.link(taken, path)
+        taken.unlink()
+        return False
+
+
+def _is_blob(path: Path, size: int, digest: str) -> bool:
+    """Whether the file holds exactly the blob (a failed publish may have left other bytes under its
+    name); if so it is touched, so GC spares it while the caller records it."""
+    try:
+        if path.stat().st_size != size or _hash_file(path, size) != digest:
+            return False
+        os.utime(path)
+    except (FileNotFoundError, UploadMissing):
+        return False
+    return True
+
+
+def _files(folder: Path, directories: bool = False) -> Iterator[tuple[str, float]]:
+    """(name, modification time) of the regular files (or the directories) in a folder."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                if (entry.is_dir if directories else entry.is_file)(follow_symlinks=False):
+                    yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
 
 
 def write_all(fd: int, data: bytes) -> None:

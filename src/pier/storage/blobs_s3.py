@@ -9,6 +9,8 @@ A pier upload is one S3 multipart upload with fixed parts of PART bytes: part k 
 5 MiB a part but the last, at most 10,000 parts) hold whatever chunk sizes clients send: small chunks
 gather in the tail object until a part is full. The acknowledged size lives in the metadata store, as
 for the filesystem store; whatever lies past it is ignored and overwritten.
+Objects and multipart uploads a crash left behind (an upload without a row, a blob without a row, a
+copy into place that never finished) are swept by GC once older than its grace window.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from pier.digests import is_sha256, is_upload_id
-from pier.storage.blobs import DigestMismatch, UploadMissing
+from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing
 
 PART = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -249,6 +251,87 @@ class S3BlobStore:
     def delete(self, digest: str) -> None:
         self.where.client.delete_object(Bucket=self.where.bucket, Key=self.where.blob(digest))
 
+    def _is_blob(self, digest: str) -> bool:
+        """Whether the object holds exactly the blob (a failed publish may have left other bytes under its
+        name); if so it is touched (copied onto itself), so GC spares it while the caller records it."""
+        w = self.where
+        hashed = hashlib.sha256()
+        try:
+            body = w.client.get_object(Bucket=w.bucket, Key=w.blob(digest))["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                hashed.update(chunk)
+            if f"sha256:{hashed.hexdigest()}" != digest:
+                return False
+            key = {"Bucket": w.bucket, "Key": w.blob(digest)}
+            w.client.copy(key, w.bucket, w.blob(digest), ExtraArgs={"MetadataDirective": "REPLACE"})
+        except ClientError as error:
+            if _missing(error):
+                return False
+            raise
+        return True
+
+    # Leftovers
+
+    def upload_leftovers(self) -> Iterator[UploadLeftover]:
+        w = self.where
+        for item in self._list(w.prefix + "uploads/"):
+            upload_id, _, part = item["Key"][len(w.prefix + "uploads/") :].partition("/")
+            if is_upload_id(upload_id) and part in ("tail", "data"):  # other names are not ours to judge
+                yield UploadLeftover(item["Key"], upload_id, item["LastModified"].timestamp())
+        for page in w.client.get_paginator("list_multipart_uploads").paginate(Bucket=w.bucket, Prefix=w.prefix):
+            for upload in page.get("Uploads", []):
+                key = upload["Key"]
+                upload_id, _, part = key[len(w.prefix + "uploads/") :].partition("/")
+                if key.startswith(w.prefix + "uploads/") and is_upload_id(upload_id) and part == "data":
+                    owner: str | None = upload_id
+                elif key.startswith(w.prefix + "blobs/sha256/") and is_sha256(f"sha256:{key.rsplit('/', 1)[1]}"):
+                    owner = None  # a copy into place (publish_upload) that never finished
+                else:
+                    continue
+                yield UploadLeftover(key, owner, upload["Initiated"].timestamp(), upload["UploadId"])
+
+    def remove_upload_leftover(self, leftover: UploadLeftover, modified_before: float) -> bool:
+        w = self.where
+        if not leftover.name.startswith((w.prefix + "uploads/", w.prefix + "blobs/")):
+            raise ValueError(f"not an upload leftover: {leftover.name!r}")
+        try:
+            if leftover.multipart_id is not None:
+                # Written since? Its parts say (some S3-compatible stores report no true Initiated time).
+                where = {"Bucket": w.bucket, "Key": leftover.name, "UploadId": leftover.multipart_id}
+                for page in w.client.get_paginator("list_parts").paginate(**where):
+                    if any(part["LastModified"].timestamp() >= modified_before for part in page.get("Parts", [])):
+                        return False
+                w.client.abort_multipart_upload(**where)
+                return True
+        except ClientError as error:
+            if _missing(error):
+                return False
+            raise
+        return self._remove_if_older(leftover.name, modified_before)
+
+    def stored_blobs(self) -> Iterator[StoredBlob]:
+        for item in self._list(self.where.prefix + "blobs/sha256/"):
+            digest = "sha256:" + item["Key"].rsplit("/", 1)[1]
+            if is_sha256(digest):
+                yield StoredBlob(digest, item["Size"], item["LastModified"].timestamp())
+
+    def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
+        # Not atomic, as S3 cannot be: safe because the caller holds the blob's row (every publish happens
+        # while its row is written), and a publish refreshes LastModified besides.
+        return self._remove_if_older(self.where.blob(digest), modified_before)
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        w = self.where
+        for page in w.client.get_paginator("list_objects_v2").paginate(Bucket=w.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def _remove_if_older(self, key: str, modified_before: float) -> bool:
+        head = self._head(key)
+        if head is None or head["LastModified"].timestamp() >= modified_before:
+            return False
+        self.where.client.delete_object(Bucket=self.where.bucket, Key=key)
+        return True
+
     def start_upload(self, upload_id: str) -> None:
         self.where.put(self.where.upload(upload_id, "tail"), b"")
         self.hashes[upload_id] = (0, hashlib.sha256())
@@ -302,7 +385,7 @@ class S3BlobStore:
         w = self.where
         if self._head(w.upload(upload_id, "tail")) is None:
             head = self._head(w.blob(expected_digest)) if expected_digest else None
-            if expected_digest and head and head["ContentLength"] == size:
+            if expected_digest and head and head["ContentLength"] == size and self._is_blob(expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         self._assemble(upload_id, size)

@@ -162,6 +162,17 @@ class MetadataStore(Protocol):
         """In one transaction: forget the blob (if still collectable) and call remove() to delete its bytes.
         False, with nothing changed, if it was touched or came into use meanwhile."""
 
+    def recorded_blobs(self, digests: Sequence[str]) -> set[str]:
+        """Those of `digests` that have a row."""
+
+    def recorded_uploads(self, upload_ids: Sequence[str]) -> set[str]:
+        """Those of `upload_ids` that have a row."""
+
+    def remove_unrecorded_blob(self, digest: str, size: int, remove: Callable[[], bool]) -> bool:
+        """In one transaction: hold the blob's row, so that no one records (and publishes) the blob meanwhile,
+        and call remove() to delete bytes no row records. False, with nothing changed, if a row records the
+        blob or remove() kept the bytes."""
+
     # Signing keys
     def signing_keys(self) -> list[SigningKey]:
         """Every key, newest first."""
@@ -171,8 +182,9 @@ class MetadataStore(Protocol):
     def remove_signing_keys_except(self, key_id: str) -> None: ...
 
     # Blobs
-    def add_blob(self, digest: str, size: int, created_at: float) -> None:
-        """Record a blob; recording one twice is fine."""
+    def add_blob(self, digest: str, size: int, created_at: float, publish: Callable[[], object] | None = None) -> None:
+        """Record a blob; recording one twice is fine. publish(), if given, puts its bytes in place in the same
+        transaction, after the row is written (as in finish_upload), so GC cannot take them meanwhile."""
 
     def get_blob_size(self, digest: str) -> int | None: ...
 

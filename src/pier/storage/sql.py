@@ -431,6 +431,36 @@ class SqlMetadataStore:
         except (_Keep, IntegrityError):  # touched, or an image references it now (the foreign key says so)
             return False
 
+    def recorded_blobs(self, digests: Sequence[str]) -> set[str]:
+        if not digests:
+            return set()
+        blobs = schema.blobs
+        with self._reading() as conn:
+            return set(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(list(digests)))).scalars())
+
+    def recorded_uploads(self, upload_ids: Sequence[str]) -> set[str]:
+        if not upload_ids:
+            return set()
+        with self._reading() as conn:
+            return set(conn.execute(select(_uploads.c.id).where(_uploads.c.id.in_(list(upload_ids)))).scalars())
+
+    def remove_unrecorded_blob(self, digest: str, size: int, remove: Callable[[], bool]) -> bool:
+        # The row inserted here and deleted before commit is a lock: every publish records (or touches) the
+        # blob's row first, in the same transaction (finish_upload, add_blob), so it waits for this one, and
+        # finds no row and the bytes gone, or publishes before and makes the insert find its row.
+        blobs = schema.blobs
+        try:
+            with self._writing() as conn:
+                row = {"digest": digest, "size": size, "created_at": 0.0, "touched_at": 0.0}
+                if not conn.execute(self._insert_blob, row).rowcount:
+                    raise _Keep  # recorded meanwhile: not a leftover
+                if not remove():
+                    raise _Keep
+                conn.execute(delete(blobs).where(blobs.c.digest == digest))
+                return True
+        except _Keep:
+            return False
+
     # Signing keys
 
     def signing_keys(self) -> list[SigningKey]:
@@ -454,9 +484,11 @@ class SqlMetadataStore:
 
     # Blobs
 
-    def add_blob(self, digest: str, size: int, created_at: float) -> None:
+    def add_blob(self, digest: str, size: int, created_at: float, publish: Callable[[], object] | None = None) -> None:
         with self._writing() as conn:
             self._record_blob(conn, digest, size, created_at)
+            if publish is not None:
+                publish()
 
     def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
         """Insert the blob's row, or touch it if it is there (GC spares recently touched blobs)."""
@@ -465,10 +497,15 @@ class SqlMetadataStore:
             conn.execute(_TOUCH_BLOB, {"blob": digest, "now": now})
 
     def _insert_or_ignore(self, table: Any) -> Any:
-        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception)."""
+        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception).
+        Its rowcount says which happened: SQLAlchemy 2.1 keeps an INSERT's rowcount only when asked to (with
+        psycopg it is -1 otherwise, which reads as "inserted")."""
+        statement: Any
         if self.engine.dialect.name == "postgresql":
-            return postgresql_insert(table).on_conflict_do_nothing()
-        return sqlite_insert(table).on_conflict_do_nothing()
+            statement = postgresql_insert(table).on_conflict_do_nothing()
+        else:
+            statement = sqlite_insert(table).on_conflict_do_nothing()
+        return statement.execution_options(preserve_rowcount=True)
 
     def get_blob_size(self, digest: str) -> int | None:
         with self._reading() as conn:
