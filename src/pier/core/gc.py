@@ -1,8 +1,9 @@
 """Online garbage collection: blobs no image references any more, and what crashes left behind.
 
 Safe while clients push: a blob uploaded, mounted or uploaded again within the grace window is never
-collected (a push uploads its blobs before the manifest that references them), and each blob is
-deleted, row and bytes, in one transaction that the database refuses once an image references it.
+collected (a push uploads its blobs before the manifest that references them). A blob's row is deleted
+in a transaction that the database refuses once an image references it; its bytes only after that
+commit, like any bytes without a row (below).
 
 Leftovers are bytes no row stands for, older than the grace window: an upload's file or objects whose
 upload row is gone (or was never committed: the bytes are made first), a write in progress when pier

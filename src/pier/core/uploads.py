@@ -241,7 +241,10 @@ def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: st
     def publish() -> None:
         core.blobs.publish_upload(upload.id, upload.size, digest)
 
-    return core.meta.finish_upload(upload.id, repository.id, digest, upload.size, core.clock(), publish)
+    try:
+        return core.meta.finish_upload(upload.id, repository.id, digest, upload.size, core.clock(), publish)
+    except UploadMissing:  # the bytes went between verifying and publishing (GC took unrecorded bytes)
+        raise errors.UploadNotFound(upload.id) from None
 
 
 def expire(core: Core) -> int:

@@ -159,8 +159,9 @@ class MetadataStore(Protocol):
         """(digest, size) of blobs no image and no logo uses, untouched since `touched_before`, by digest."""
 
     def collect_blob(self, digest: str, touched_before: float, remove: Callable[[], None]) -> bool:
-        """In one transaction: forget the blob (if still collectable) and call remove() to delete its bytes.
-        False, with nothing changed, if it was touched or came into use meanwhile."""
+        """Forget the blob (if still collectable), then, once that is committed, call remove() to delete its
+        bytes (unless the same blob was recorded again meanwhile). False, with nothing changed, if it was
+        touched or came into use meanwhile."""
 
     def recorded_blobs(self, digests: Sequence[str]) -> set[str]:
         """Those of `digests` that have a row."""

@@ -426,10 +426,18 @@ class SqlMetadataStore:
                 ).rowcount
                 if not deleted:
                     raise _Keep
-                remove()  # inside the transaction: an upload of the same bytes waits for us, then re-creates both
-                return True
         except (_Keep, IntegrityError):  # touched, or an image references it now (the foreign key says so)
             return False
+
+        # Bytes go only after the commit that forgets them (a failed commit must not leave a row without
+        # bytes), and then as any unrecorded bytes do: under the digest's row as a lock, so an upload of
+        # the same bytes meanwhile either keeps them (its row is there) or waits and publishes them again.
+        def removed() -> bool:
+            remove()
+            return True
+
+        self.remove_unrecorded_blob(digest, 0, removed)
+        return True
 
     def recorded_blobs(self, digests: Sequence[str]) -> set[str]:
         if not digests:
