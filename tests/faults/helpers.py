@@ -192,6 +192,17 @@ def api_request(server: PierServer, account: Account, operation: str, payload: d
     return request_head("POST", "/", server.host, headers), body
 
 
+def signed_call(
+    server: PierServer, account: Account, operation: str, payload: dict[str, Any], timeout: float = 30, **kw: Any
+) -> httpx.Response:
+    """An ecr-public call signed by hand, with the answer as it came (status, headers, body)."""
+    body = json.dumps(payload).encode()
+    headers = signed_headers(
+        server.url, account, body, {"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET + operation}
+    )
+    return httpx.post(server.url + "/", content=body, headers=headers, timeout=timeout, **kw)
+
+
 def layer_part(repository: str, upload_id: str, first_byte: int, data: bytes) -> dict[str, Any]:
     return {
         "repositoryName": repository,
@@ -203,10 +214,17 @@ def layer_part(repository: str, upload_id: str, first_byte: int, data: bytes) ->
 
 
 def stalled_layer_part(
-    server: PierServer, account: Account, repository: str, upload_id: str, size: int = MIB, source: str = "127.0.0.1"
+    server: PierServer,
+    account: Account,
+    repository: str,
+    upload_id: str,
+    first_byte: int = 0,
+    data: bytes = bytes(MIB),
+    source: str = "127.0.0.1",
 ) -> Stalled:
     """UploadLayerPart whose signed body stops after its first 100 bytes."""
-    head, body = api_request(server, account, "UploadLayerPart", layer_part(repository, upload_id, 0, bytes(size)))
+    payload = layer_part(repository, upload_id, first_byte, data)
+    head, body = api_request(server, account, "UploadLayerPart", payload)
     return Stalled(server, head, body[:100], source)
 
 
