@@ -7,6 +7,7 @@ Nothing here stands in for a part of pier: every helper talks to a real `pier se
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import glob
 import hashlib
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from tests.conftest import OWNER, client
+from tests.conftest import OTHER, OWNER, client
 from tests.oci.helpers import bearer
 from tests.server import Account, PierServer, free_port
 from tests.signing import CONTENT_TYPE, TARGET, signed_headers
@@ -176,6 +177,39 @@ def stalled_monolithic_post(
     headers = {**auth, "Content-Type": "application/octet-stream", "Content-Length": str(announced)}
     head = request_head("POST", f"/v2/{name}/blobs/uploads/?digest={sha256(body)}", server.host, headers)
     return Stalled(server, head, body[:100], source)
+
+
+STALL_SOURCES = tuple(f"127.0.0.{i}" for i in range(2, 7))
+
+
+def open_stalled_uploads(server: PierServer, count: int, stack: contextlib.ExitStack) -> list[Stalled]:
+    """`count` upload bodies that stall, kept open until `stack` closes: half PATCHes to uploads started first,
+    half monolithic POSTs; both test accounts (logged in to /v2/); spread evenly over 127.0.0.2..127.0.0.6, so
+    500 stay within the default bounds (400 per account, 100 per address). Repositories stall/0..n per account,
+    at most 50 uploads each (a repository allows 100 at once)."""
+    repositories = max(1, -(-count // 100))
+    auths = {}
+    for account in (OWNER, OTHER):
+        ecr = client(server, account)
+        for index in range(repositories):
+            with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+                ecr.create_repository(repositoryName=f"stall/{index}")
+        auths[account.alias] = login(server, account)
+    plan = []  # every upload started before any body stalls: starting one never waits behind them
+    for i in range(count):
+        account = OWNER if i % 2 == 0 else OTHER
+        repository = f"stall/{(i // 2) % repositories}"
+        location = start_upload(v2(server, repository, account), auths[account.alias]) if i % 4 < 2 else None
+        plan.append((account, repository, location, STALL_SOURCES[i % len(STALL_SOURCES)]))
+    stalled = []
+    for account, repository, location, source in plan:
+        auth = auths[account.alias]
+        if location is not None:
+            opened = stalled_patch(server, location, auth, source=source)
+        else:
+            opened = stalled_monolithic_post(server, f"{account.alias}/{repository}", auth, source=source)
+        stalled.append(stack.enter_context(opened))
+    return stalled
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import OTHER, OWNER, client
 from tests.faults.helpers import (
     MIB,
-    Stalled,
+    STALL_SOURCES,
     acknowledged,
     assert_api_error,
     assert_oci_error,
@@ -34,13 +34,13 @@ from tests.faults.helpers import (
     client_error,
     finish_upload,
     login,
+    open_stalled_uploads,
     patch_chunk,
     pull,
     sha256,
     show,
     signed_call,
     stalled_layer_part,
-    stalled_monolithic_post,
     stalled_patch,
     start_upload,
     upload_status,
@@ -52,7 +52,7 @@ from tests.server import PierServer
 
 pytestmark = pytest.mark.faults
 
-SOURCES = [f"127.0.0.{i}" for i in range(2, 7)]  # client addresses of the stalled bodies
+SOURCES = STALL_SOURCES  # client addresses the stalled bodies come from
 STALLED = 500
 BOUND = 10.0  # seconds: a generous upper bound for any answer, not a latency target
 SETTLE = 1.0  # seconds to let pier read the headers of the bodies just opened
@@ -82,32 +82,14 @@ def timed(name: str, call: Callable[[], httpx.Response], expected: int, check: C
 @pytest.mark.slow
 def test_500_stalled_bodies_do_not_stop_other_clients(servers: Callable[..., PierServer]) -> None:
     server = servers()
-    owner, other = client(server), client(server, OTHER)
+    owner = client(server)
     owner.create_repository(repositoryName="probe")
     manifest, _ = push_image(owner, "probe", "latest")
     layer_digest = json.loads(manifest)["layers"][0]["digest"]
-    auths = {OWNER.alias: login(server, OWNER), OTHER.alias: login(server, OTHER)}
-    for ecr in (owner, other):
-        for index in range(5):  # 50 uploads in each (a repository allows 100 at once)
-            ecr.create_repository(repositoryName=f"stall/{index}")
-
-    # Half PATCHes to uploads started first, half monolithic POSTs; both accounts; 100 per source address.
-    plan = []
-    for i in range(STALLED):
-        account = OWNER if i % 2 == 0 else OTHER
-        repository = f"stall/{(i // 2) % 5}"
-        location = start_upload(v2(server, repository, account), auths[account.alias]) if i % 4 < 2 else None
-        plan.append((account, repository, location, SOURCES[i % 5]))
+    owner_auth = login(server, OWNER)
 
     with contextlib.ExitStack() as stack:
-        stalled: list[Stalled] = []
-        for account, repository, location, source in plan:
-            auth = auths[account.alias]
-            if location is not None:
-                opened = stalled_patch(server, location, auth, source=source)
-            else:
-                opened = stalled_monolithic_post(server, f"{account.alias}/{repository}", auth, source=source)
-            stalled.append(stack.enter_context(opened))
+        stalled = open_stalled_uploads(server, STALLED, stack)
         time.sleep(SETTLE)
 
         url = v2(server, "probe")
@@ -134,7 +116,7 @@ def test_500_stalled_bodies_do_not_stop_other_clients(servers: Callable[..., Pie
             ),
             (
                 "new upload (POST without body)",
-                lambda: httpx.post(f"{url}/blobs/uploads/", headers=auths[OWNER.alias], timeout=BOUND),
+                lambda: httpx.post(f"{url}/blobs/uploads/", headers=owner_auth, timeout=BOUND),
                 202,
                 lambda r: "Location" in r.headers,
             ),
@@ -144,7 +126,7 @@ def test_500_stalled_bodies_do_not_stop_other_clients(servers: Callable[..., Pie
                     f"{url}/blobs/uploads/",
                     params={"digest": sha256(small)},
                     content=small,
-                    headers=auths[OWNER.alias],
+                    headers=owner_auth,
                     timeout=BOUND,
                 ),
                 201,
