@@ -305,3 +305,27 @@ def test_a_slow_body_that_keeps_sending_is_not_cut(servers: Callable[..., PierSe
     done = finish_upload(location, auth, sha256(data))
     assert done.status_code == 201, show(done)
     assert pull(server, "slow", sha256(data)) == data
+
+
+def test_a_client_that_goes_away_is_not_an_error(servers: Callable[..., PierServer]) -> None:
+    """A client hanging up mid-body is logged at INFO, without a traceback, and its upload stays resumable."""
+    server = servers()
+    client(server).create_repository(repositoryName="gone")
+    auth, url = login(server), v2(server, "gone")
+    data = os.urandom(200_000)
+    location = start_upload(url, auth)
+    first = patch_chunk(location, auth, data[:100_000], 0)
+    assert first.status_code == 202, show(first)
+    logged = len(server.log())
+    for _ in range(3):
+        with stalled_patch(server, location, auth, 100_000, 100_000, data[100_000:150_000]):
+            time.sleep(SETTLE)
+    assert upload_status(location, auth) == 100_000
+    time.sleep(SETTLE)
+    new_lines = server.log()[logged:].splitlines()
+    noisy = [line for line in new_lines if "Traceback" in line or " ERROR " in line]
+    assert not noisy, f"a client going away was logged as an error: {noisy[:3]}"
+    rest = patch_chunk(location, auth, data[100_000:], 100_000)
+    assert rest.status_code == 202, show(rest)
+    assert finish_upload(location, auth, sha256(data)).status_code == 201
+    assert pull(server, "gone", sha256(data)) == data
