@@ -236,12 +236,14 @@ def test_logo_on_a_full_disk(on_disk: PierServer, disk: Path) -> None:
     logo = b"\x89PNG\r\n\x1a\n" + os.urandom(100_000)
     filler = fill(disk)  # completely
 
+    failure = None
     try:
         ecr.put_repository_catalog_data(repositoryName=REPOSITORY, catalogData={"logoImageBlob": logo})
     except ClientError as error:
-        assert_storage_full_on_api(error)
-    else:
+        failure = error
+    if failure is None:
         pytest.fail(f"pier acknowledged a 100 kB logo with {free_bytes(disk)} bytes free")
+    assert_storage_full_on_api(failure)
     catalog = ecr.get_repository_catalog_data(repositoryName=REPOSITORY)["catalogData"]
     assert "logoUrl" not in catalog, f"a logo that was not stored is named: {catalog}"
     assert_blobs_are_whole(Backend(), server)

@@ -47,6 +47,13 @@ def oversized_upload_part(server: PierServer) -> bytes:
     return body
 
 
+def attempt(call: Callable[[], httpx.Response]) -> httpx.Response | httpx.HTTPError:
+    try:
+        return call()
+    except httpx.HTTPError as error:
+        return error
+
+
 @pytest.fixture
 def server(servers: Callable[..., PierServer]) -> PierServer:
     started = servers()
@@ -58,17 +65,17 @@ def test_boto3_sees_request_entity_too_large(server: PierServer) -> None:
     upload_id = client(server).initiate_layer_upload(repositoryName="big")["uploadId"]
     blob = bytes(int(OVERSIZED_PART * MIB))
     assert len(base64.b64encode(blob)) > API_LIMIT
+    failure: Exception | None = None
     try:
         client(server).upload_layer_part(
             repositoryName="big", uploadId=upload_id, partFirstByte=0, partLastByte=len(blob) - 1, layerPartBlob=blob
         )
-    except ClientError as error:
-        code, status, _, message = client_error(error)
-        assert (status, code) == (413, "RequestEntityTooLargeException"), f"{status} {code}: {message}"
-    except Exception as error:  # a connection error: the body was not read before the answer
-        pytest.fail(f"botocore saw {type(error).__name__} instead of the 413: {error}")
-    else:
-        pytest.fail("a 30 MiB API request was accepted")
+    except Exception as error:  # ClientError, or a connection error when the body was not read
+        failure = error
+    assert failure is not None, "a 30 MiB API request was accepted"
+    assert isinstance(failure, ClientError), f"botocore saw {type(failure).__name__} instead of the 413: {failure}"
+    code, status, _, message = client_error(failure)
+    assert (status, code) == (413, "RequestEntityTooLargeException"), f"{status} {code}: {message}"
 
 
 def test_an_oversized_api_body_is_read_then_answered_413(server: PierServer) -> None:
@@ -78,11 +85,10 @@ def test_an_oversized_api_body_is_read_then_answered_413(server: PierServer) -> 
     )
     headers["Content-Length"] = str(len(body))
     sent = [0]
-    try:
-        response = httpx.post(server.url + "/", content=counted(body, sent), headers=headers, timeout=60)
-    except httpx.HTTPError as error:
-        pytest.fail(f"the body was not read: {type(error).__name__} after {sent[0]} of {len(body)} bytes")
-    assert sent[0] == len(body), f"pier answered {response.status_code} having taken {sent[0]} of {len(body)} bytes"
+    response = attempt(lambda: httpx.post(server.url + "/", content=counted(body, sent), headers=headers, timeout=60))
+    assert isinstance(response, httpx.Response), f"no answer ({response!r}) after {sent[0]} of {len(body)} bytes"
+    total = len(body)
+    assert sent[0] == total, f"pier answered {response.status_code} having taken {sent[0]} of {total} bytes"
     assert response.status_code == 413, show(response)
     assert response.json()["__type"] == "RequestEntityTooLargeException", show(response)
     assert response.headers.get("x-amzn-errortype", "").startswith("RequestEntityTooLargeException")
@@ -93,15 +99,11 @@ def test_an_oversized_manifest_is_read_then_answered_413(server: PierServer) -> 
     manifest = b'{"schemaVersion": 2, "padding": "' + b"x" * (5 * MIB) + b'"}'
     headers = {**login(server), "Content-Type": OCI_MANIFEST, "Content-Length": str(len(manifest))}
     sent = [0]
-    try:
-        response = httpx.put(
-            f"{v2(server, 'big')}/manifests/latest", content=counted(manifest, sent), headers=headers, timeout=60
-        )
-    except httpx.HTTPError as error:
-        pytest.fail(f"the manifest was not read: {type(error).__name__} after {sent[0]} of {len(manifest)} bytes")
-    assert sent[0] == len(manifest), (
-        f"pier answered {response.status_code} having taken {sent[0]} of {len(manifest)} bytes"
-    )
+    url = f"{v2(server, 'big')}/manifests/latest"
+    response = attempt(lambda: httpx.put(url, content=counted(manifest, sent), headers=headers, timeout=60))
+    assert isinstance(response, httpx.Response), f"no answer ({response!r}) after {sent[0]} of {len(manifest)} bytes"
+    total = len(manifest)
+    assert sent[0] == total, f"pier answered {response.status_code} having taken {sent[0]} of {total} bytes"
     assert response.status_code == 413, show(response)
     assert response.headers.get("content-type", "").startswith("application/json"), show(response)
     assert response.json()["errors"][0]["code"], show(response)
