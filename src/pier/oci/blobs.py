@@ -11,6 +11,7 @@ from pier import errors
 from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
+from pier.web.streams import opened
 from pier.web.threads import run_sync
 
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -45,12 +46,12 @@ async def get_blob(ctx: OciRequest) -> Response:
         return RedirectResponse(url, 307, headers={"Docker-Content-Digest": digest})
     span = _range(ctx.request.headers.get("range"), info.size)
     if span is None:
-        return StreamingResponse(ctx.core.blobs.read(digest), 200, headers, media_type="application/octet-stream")
+        chunks = await opened(ctx.core.blobs.read(digest))
+        return StreamingResponse(chunks, 200, headers, media_type="application/octet-stream")
     start, end = span
     headers.update({"Content-Length": str(end - start), "Content-Range": f"bytes {start}-{end - 1}/{info.size}"})
-    return StreamingResponse(
-        ctx.core.blobs.read(digest, start, end), 206, headers, media_type="application/octet-stream"
-    )
+    chunks = await opened(ctx.core.blobs.read(digest, start, end))
+    return StreamingResponse(chunks, 206, headers, media_type="application/octet-stream")
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
