@@ -56,7 +56,7 @@ AUDITED_NAMES = ("repositoryName", "resourceArn", "registryId")
 async def handle(request: Request) -> Response:
     request_id = str(uuid.uuid4())
     target = request.headers.get("x-amz-target", "")
-    if target.endswith(UPLOAD_BODY_OPERATIONS) and has_body(request.headers):
+    if target.endswith(UPLOAD_BODY_OPERATIONS) and has_body(request.scope):
         address = request.client.host if request.client else ""
         try:
             with request.app.state.body_slots.hold(_claimed_account(request), address):
@@ -66,7 +66,7 @@ async def handle(request: Request) -> Response:
             response, operation, caller, named = _error(throttled, request_id), "", None, {}
     else:
         response, operation, caller, named = await _handle(request, request_id)
-    close_unless_read(request.scope, response.headers)  # type: ignore[arg-type]
+    close_unless_read(request.scope, response.headers)
     if operation and not operation.startswith(READ_ONLY_PREFIXES):
         target = named.get("repositoryName") or named.get("resourceArn") or ""
         if named.get("registryId"):

@@ -38,8 +38,7 @@ def mount(core: Core, source: RepositoryRow, target: RepositoryRow, digest: str)
     found = core.meta.get_repository_blobs(source.id, [digest])
     if digest not in found:
         return False
-    core.meta.add_repository_blob(target.id, digest, found[digest][0], core.clock())
-    return True
+    return core.meta.link_blob(target.id, digest, core.clock())
 
 
 def unlink(core: Core, repository: RepositoryRow, digest: str) -> None:

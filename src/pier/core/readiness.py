@@ -1,5 +1,9 @@
 """Is this process ready to take traffic: the metadata database answers, the blob store answers, and the
-disk has room. /readyz reports each check; /healthz (liveness) asks none of them."""
+disk has room. /readyz reports each check; /healthz (liveness) asks none of them.
+
+A failing check names the kind of error only: /readyz is public, and a database's or a bucket's error
+message can name hosts and users (the server log has the whole story).
+"""
 
 from __future__ import annotations
 
@@ -17,21 +21,25 @@ class Check:
     free_bytes: int | None = None
 
 
-def check(core: Core, min_free_bytes: int) -> list[Check]:
-    checks = [_probe("database", core.meta.ping), _probe("blob_store", core.blobs.ping)]
+def check_database(core: Core) -> Check:
+    return _probe("database", core.meta.ping)
+
+
+def check_blob_store(core: Core) -> Check:
+    return _probe("blob_store", core.blobs.ping)
+
+
+def check_disk(core: Core, min_free_bytes: int) -> Check:
     try:
         known = [free for free in (core.meta.free_bytes(), core.blobs.free_bytes()) if free is not None]
     except Exception as error:  # a stat that fails is a disk that cannot be trusted
-        checks.append(Check("disk", False, _describe(error)))
-        return checks
+        return Check("disk", False, _describe(error))
     if not known:
-        checks.append(Check("disk", True, "no local disk in use"))
-    else:
-        free = min(known)
-        enough = free >= min_free_bytes
-        detail = f"{free} bytes free" + ("" if enough else f", under the {min_free_bytes} needed")
-        checks.append(Check("disk", enough, detail, free))
-    return checks
+        return Check("disk", True, "no local disk in use")
+    free = min(known)
+    enough = free >= min_free_bytes
+    detail = f"{free} bytes free" + ("" if enough else f", under the {min_free_bytes} needed")
+    return Check("disk", enough, detail, free)
 
 
 def _probe(name: str, ping: Callable[[], None]) -> Check:
@@ -43,5 +51,5 @@ def _probe(name: str, ping: Callable[[], None]) -> Check:
 
 
 def _describe(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    code = getattr(error, "errno", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+    return f"{type(error).__name__} ({code})" if code else type(error).__name__

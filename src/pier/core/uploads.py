@@ -9,6 +9,7 @@ the upload is lost, never a blob.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -108,7 +109,8 @@ class Append:
 
     def acknowledge_and_finish(self, digest: str) -> bool:
         """The last bytes and the digest in one request: one transaction fewer than acknowledge() then
-        finish(). If finishing fails (a wrong digest, say), the bytes stay acknowledged, as if appended alone."""
+        finish(). If finishing fails (a wrong digest, a store away), the bytes stay acknowledged, as if
+        appended alone (when the metadata store can record that)."""
         with self._steps:
             new_size = self._close()
             try:
@@ -116,8 +118,11 @@ class Append:
                     return _finish(
                         self._core, self._repository, replace(self.upload, size=new_size), digest, ecr_rules=False
                     )
-                except errors.PierError:
-                    _record(self._core, self._repository, self.upload, new_size)
+                except BaseException:
+                    # Whatever failed (a wrong digest, a commit, a store), the bytes written stay
+                    # acknowledged if they can be, so the client resumes or finishes from there.
+                    with contextlib.suppress(Exception):
+                        _record(self._core, self._repository, self.upload, new_size)
                     raise
             finally:
                 self._core.locks.release(self.upload.id)

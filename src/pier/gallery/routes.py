@@ -17,7 +17,7 @@ from pier.core import gallery
 from pier.core.context import Core
 from pier.core.pagination import Page
 from pier.gallery.pages import TEMPLATES
-from pier.web.failures import explain
+from pier.web.failures import explain, retry_headers, status_of
 from pier.web.threads import run_sync
 
 HEADERS = {
@@ -162,11 +162,9 @@ def failsafe(page: str, endpoint: Callable[[Request], Awaitable[Response]]) -> C
             return await endpoint(request)
         except Exception as raised:
             error = explain(raised)
-            status = (
-                503 if isinstance(error, errors.Unavailable) else 507 if isinstance(error, errors.StorageFull) else 500
-            )
+            status = status_of(error)
             request.app.state.failures.report("gallery", page, status, raised)
-            headers = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
+            headers = retry_headers(status)
             if page == "search":
                 return JSONResponse({"message": error.message}, status, headers)
             title = "Temporarily unavailable" if status == 503 else "Something went wrong"

@@ -5,6 +5,7 @@ Routes are tried in order, and names may contain slashes, so upload routes come 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -21,7 +22,10 @@ from pier.web.bodies import BodyError, close_unless_read, discard_rest, has_body
 from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
-DISCARD_BEFORE_ERROR = 64 * 1024 * 1024  # body bytes read and dropped, at most, so an error answer is read
+# Body bytes read and dropped before an error answer, at most, so the client reads it: for a request that
+# holds an upload-body slot (bounded in number), and for any other.
+DISCARD_BEFORE_ERROR = 64 * 1024 * 1024
+DISCARD_WITHOUT_SLOT = 1024 * 1024
 
 
 def guarded(
@@ -32,6 +36,10 @@ def guarded(
     the handler, map errors, and audit anything that is not a read."""
 
     async def endpoint(request: Request) -> Response:
+        with contextlib.ExitStack() as slot:  # an upload body's slot is held until its answer is ready
+            return await answer(request, slot)
+
+    async def answer(request: Request, slot: contextlib.ExitStack) -> Response:
         core: Core = request.app.state.core
         name = request.path_params["name"]
         head = request.method == "HEAD"
@@ -39,6 +47,7 @@ def guarded(
         caller = None
         error_code = None
         failure: BaseException | None = None
+        holding = False
         try:
             identity = await auth.identify(core, request)
             caller = identity.account
@@ -46,11 +55,10 @@ def guarded(
                 check_rate(request, address, caller is not None)
             repository = await run_sync(repository_by_path, core, caller, name, action)
             ctx = OciRequest(request, core, caller, repository, name)
-            if upload_body and has_body(request.headers):
-                with request.app.state.body_slots.hold(caller.id if caller else None, address):
-                    response = await handler(ctx)
-            else:
-                response = await handler(ctx)
+            if upload_body and has_body(request.scope):
+                slot.enter_context(request.app.state.body_slots.hold(caller.id if caller else None, address))
+                holding = True
+            response = await handler(ctx)
             response.headers.update(API_VERSION_HEADER)
         except errors.AuthenticationRequired:
             # The scope echoes the name, so only a valid one (a header must not carry what a client sent).
@@ -68,7 +76,7 @@ def guarded(
         if failure is not None:
             request.app.state.failures.report("oci", f"{request.method} {name}", response.status_code, failure)
         if response.status_code >= 400:
-            await finish_body(request, response)
+            await finish_body(request, response, DISCARD_BEFORE_ERROR if holding else DISCARD_WITHOUT_SLOT)
         if request.method not in ("GET", "HEAD"):
             target = "/".join(filter(None, [name, *(str(v) for k, v in request.path_params.items() if k != "name")]))
             request.app.state.audit.record(
@@ -85,13 +93,14 @@ def guarded(
     return endpoint
 
 
-async def finish_body(request: Request, response: Response) -> None:
-    """Before an error answer: read what is left of the body (bounded), so the client can read the answer
-    rather than hit a closed connection; close the connection if it was not all read. Not for a 429, whose
-    point is not to take the body."""
+async def finish_body(request: Request, response: Response, limit: int = DISCARD_WITHOUT_SLOT) -> None:
+    """Before an error answer: read what is left of the body (at most `limit` bytes in all), so the client
+    can read the answer rather than hit a closed connection; close the connection if it was not all read.
+    Not for a 429, whose point is not to take the body. Only a request holding an upload-body slot may be
+    read far: the slots bound how many bodies are read at once."""
     if response.status_code not in (413, 429):  # a 413 has read what it reads (streams.read_limited)
-        await discard_rest(request.scope, request.receive, DISCARD_BEFORE_ERROR)
-    close_unless_read(request.scope, response.headers)  # type: ignore[arg-type]
+        await discard_rest(request.scope, request.receive, limit)
+    close_unless_read(request.scope, response.headers)
 
 
 def check_rate(request: Request, address: str, authenticated: bool) -> None:

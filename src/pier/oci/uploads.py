@@ -71,18 +71,22 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
         except BaseException:
             await asyncio.shield(run_upload(appending.abort))
             raise
-    except errors.InvalidLayerPart:
-        size = await run_sync(uploads.size_of, ctx.core, ctx.repository, upload_id)
-        raise OciError(
-            "BLOB_UPLOAD_INVALID",
-            416,
-            f"The upload has {size} bytes; send the chunk that follows",
-            _progress(ctx, upload_id, size),
-        ) from None
+    except errors.InvalidLayerPart as refused:
+        raise await _out_of_order(ctx, upload_id, refused) from None
+
+
+async def _out_of_order(ctx: OciRequest, upload_id: str, refused: errors.InvalidLayerPart) -> OciError:
+    """416 with the Range the upload has, so the client knows where to continue."""
+    size = await run_sync(uploads.size_of, ctx.core, ctx.repository, upload_id)
+    message = f"{refused.message}. The upload has {size} bytes; send the chunk that follows"
+    return OciError("BLOB_UPLOAD_INVALID", 416, message, _progress(ctx, upload_id, size))
 
 
 async def _finish(ctx: OciRequest, upload_id: str, digest: str) -> Response:
-    await run_upload(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    try:
+        await run_upload(uploads.finish, ctx.core, ctx.repository, upload_id, digest, ecr_rules=False)
+    except errors.InvalidLayerPart as refused:  # another request is writing to it
+        raise await _out_of_order(ctx, upload_id, refused) from None
     return _created(ctx, digest)
 
 
@@ -154,7 +158,7 @@ async def patch_blob_upload(ctx: OciRequest) -> Response:
 async def put_blob_upload(ctx: OciRequest) -> Response:
     upload_id = _upload_id(ctx)
     digest = _digest_param(ctx)
-    if has_body(ctx.request.headers):
+    if has_body(ctx.request.scope):
         await _append(ctx, upload_id, digest)
         return _created(ctx, digest)
     return await _finish(ctx, upload_id, digest)

@@ -190,6 +190,10 @@ class MetadataStore(Protocol):
     def get_blob_size(self, digest: str) -> int | None: ...
 
     # Blobs in repositories
+    def link_blob(self, repository_id: int, digest: str, now: float) -> bool:
+        """Let the repository use a blob that has a row (a mount), touching it; False, changing nothing, if
+        the blob has no row (GC took it meanwhile): never a row without bytes."""
+
     def add_repository_blob(self, repository_id: int, digest: str, size: int, now: float) -> bool:
         """Record the blob (if new) and make it usable in the repository; False if it already was."""
 

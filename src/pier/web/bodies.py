@@ -13,9 +13,10 @@ thread. The doors answer BodyTimeout with 408 and ClientGone with nothing (there
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATE_KEY = "pier.body"
@@ -47,6 +48,7 @@ class BodyState:
     done: bool = False  # the last chunk (or a disconnect) has been received
     received: int = 0
     ended: bool = False  # cut short (timeout, disconnect, stop): nothing more will be read
+    last_bytes: float = 0.0  # the event loop's time when bytes last came
 
 
 class Requests:
@@ -75,7 +77,7 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = scope[STATE_KEY] = BodyState()
+        state = scope[STATE_KEY] = BodyState(last_bytes=asyncio.get_running_loop().time())
         requests, timeout = self.requests, self.timeout
 
         async def guarded() -> Message:
@@ -88,7 +90,9 @@ class BodyGuard:
             assert task is not None
             requests._reading.add(task)
             try:
-                message = await asyncio.wait_for(receive(), timeout)
+                # Idle time counts from the last bytes received: empty frames do not keep a body alive.
+                async with asyncio.timeout_at(state.last_bytes + timeout):
+                    message = await receive()
             except TimeoutError:
                 state.ended = True
                 raise BodyTimeout(timeout) from None
@@ -103,7 +107,9 @@ class BodyGuard:
             if message["type"] == "http.disconnect":
                 state.done = state.ended = True
                 raise ClientGone()
-            state.received += len(message.get("body", b""))
+            if size := len(message.get("body", b"")):
+                state.received += size
+                state.last_bytes = asyncio.get_running_loop().time()
             if not message.get("more_body", False):
                 state.done = True
             return message
@@ -115,10 +121,14 @@ class BodyGuard:
             requests.active -= 1
 
 
-def has_body(headers: Mapping[str, str]) -> bool:
-    """Whether a request announces a body (a length above 0, or chunked)."""
+def has_body(scope: Scope) -> bool:
+    """Whether a request comes with a body: a length above 0, chunked, or HTTP/2 without a length (its
+    bodies need none)."""
+    headers = Headers(scope=scope)
     length = headers.get("content-length")
-    return (length is not None and length != "0") or "chunked" in headers.get("transfer-encoding", "")
+    if length is not None:
+        return length != "0"
+    return "chunked" in headers.get("transfer-encoding", "") or scope.get("http_version") == "2"
 
 
 def body_state(scope: Scope) -> BodyState:
@@ -130,8 +140,11 @@ async def discard_rest(scope: Scope, receive: Receive, limit: int) -> bool:
     """Read and drop what is left of the body, up to `limit` bytes in all; True if it all came.
 
     A client gets to read an error answer only once it has sent its body (or the connection is closed
-    under it, which SDKs see as a broken pipe, and then send the whole body again)."""
+    under it, which SDKs see as a broken pipe, and then send the whole body again). A client that waits
+    for `100 Continue` and has sent nothing is not asked for its body just to be told no."""
     state = body_state(scope)
+    if not state.received and "100-continue" in Headers(scope=scope).get("expect", "").lower():
+        return state.done
     try:
         while not state.done and not state.ended and state.received <= limit:
             await receive()
@@ -140,8 +153,8 @@ async def discard_rest(scope: Scope, receive: Receive, limit: int) -> bool:
     return state.done
 
 
-def close_unless_read(scope: Scope, headers: dict[str, str]) -> dict[str, str]:
-    """`Connection: close` on an answer to a request whose body was not read to its end."""
-    if not body_state(scope).done:
+def close_unless_read(scope: Scope, headers: MutableHeaders | MutableMapping[str, str]) -> None:
+    """`Connection: close` on an HTTP/1 answer to a request whose body was not read to its end (HTTP/2
+    has no such header: a stream's unread body is simply reset)."""
+    if scope.get("http_version") != "2" and not body_state(scope).done and has_body(scope):
         headers["Connection"] = "close"
-    return headers

@@ -36,6 +36,29 @@ def explain(error: BaseException) -> errors.PierError:
     return translate(error) or Internal()
 
 
+def status_of(error: errors.PierError) -> int:
+    """The status any door answers a failure that is not the client's with: 503 worth retrying, 507 full,
+    else 500."""
+    if isinstance(error, errors.Unavailable):
+        return 503
+    return 507 if isinstance(error, errors.StorageFull) else 500
+
+
+def retry_headers(status: int) -> dict[str, str]:
+    return {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
+
+
+def _body_error(error: BaseException) -> BodyError | None:
+    """The body error behind a failure, if any (a door may have answered it as one of its own errors)."""
+    for _ in range(4):
+        if isinstance(error, BodyError):
+            return error
+        if error.__cause__ is None:
+            return None
+        error = error.__cause__
+    return None
+
+
 class FailureLog:
     def __init__(self, logger: logging.Logger = log) -> None:
         self._log = logger
@@ -47,11 +70,12 @@ class FailureLog:
 
     def report(self, door: str, operation: str, status: int, error: BaseException) -> None:
         """One failed request: `error` was raised, the client was answered `status` (0: not answered)."""
-        if isinstance(error, ClientGone):
-            self._log.info("%s %s: %s", door, operation, error)
+        body_error = _body_error(error)
+        if isinstance(body_error, ClientGone):
+            self._log.info("%s %s: %s", door, operation, body_error)
             return
-        if isinstance(error, BodyError):
-            self._log.info("%s %s: %s (answered %s)", door, operation, error, status)
+        if body_error is not None:
+            self._log.info("%s %s: %s (answered %s)", door, operation, body_error, status)
             return
         now = time.monotonic()
         with self._lock:
@@ -116,15 +140,14 @@ class LastResort:
             await self.app(scope, receive, tracked)
         except Exception as raised:
             error = explain(raised)
-            status = (
-                503 if isinstance(error, errors.Unavailable) else 507 if isinstance(error, errors.StorageFull) else 500
-            )
+            status = status_of(error)
             self.failures.report("web", f"{scope.get('method', '')} {scope.get('path', '')}", status, raised)
             if started:
                 return  # the answer is on its way and cannot be changed: the connection ends here
-            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-            if status == 503:
-                headers.append((b"retry-after", str(errors.Unavailable.RETRY_AFTER).encode()))
+            headers = [(b"content-type", b"application/json")]
+            if scope.get("http_version") != "2":
+                headers.append((b"connection", b"close"))
+            headers += [(k.lower().encode(), v.encode()) for k, v in retry_headers(status).items()]
             body = json.dumps({"message": error.message}).encode()
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})

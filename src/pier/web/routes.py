@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from pier import errors
 from pier.core import catalog, readiness
 from pier.core.context import Core
 from pier.digests import is_sha256
-from pier.web.failures import explain
+from pier.web.failures import explain, retry_headers, status_of
 from pier.web.streams import opened
 from pier.web.threads import run_sync
 
@@ -25,13 +25,15 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """200 when the metadata database and the blob store answer and the disk has room, else 503; the body
-    names each check and its state either way."""
+    names each check and its state either way. Each check has READY_TIMEOUT seconds; one that takes
+    longer is failing."""
     core: Core = request.app.state.core
     minimum = request.app.state.config.readiness_min_free_bytes
-    try:
-        checks = await asyncio.wait_for(run_sync(readiness.check, core, minimum), READY_TIMEOUT)
-    except TimeoutError:
-        checks = [readiness.Check("all", False, f"the checks took longer than {READY_TIMEOUT:g} s")]
+    checks = await asyncio.gather(
+        _timed("database", readiness.check_database, core),
+        _timed("blob_store", readiness.check_blob_store, core),
+        _timed("disk", readiness.check_disk, core, minimum),
+    )
     ready = all(check.ok for check in checks)
     body = {
         "status": "ok" if ready else "unavailable",
@@ -44,10 +46,15 @@ async def readyz(request: Request) -> Response:
             for check in checks
         },
     }
-    headers = {"Cache-Control": "no-store"}
-    if not ready:
-        headers["Retry-After"] = str(errors.Unavailable.RETRY_AFTER)
+    headers = {"Cache-Control": "no-store", **({} if ready else retry_headers(503))}
     return JSONResponse(body, 200 if ready else 503, headers)
+
+
+async def _timed(name: str, check: Callable[..., readiness.Check], *args: object) -> readiness.Check:
+    try:
+        return await asyncio.wait_for(run_sync(check, *args), READY_TIMEOUT)
+    except TimeoutError:
+        return readiness.Check(name, False, f"no answer within {READY_TIMEOUT:g} s")
 
 
 async def logo(request: Request) -> Response:
@@ -73,7 +80,6 @@ async def logo(request: Request) -> Response:
 
 def _failed(request: Request, raised: Exception) -> Response:
     error = explain(raised)
-    status = 503 if isinstance(error, errors.Unavailable) else 500
+    status = status_of(error)
     request.app.state.failures.report("web", "logo", status, raised)
-    retry = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
-    return JSONResponse({"message": error.message}, status, retry)
+    return JSONResponse({"message": error.message}, status, retry_headers(status))

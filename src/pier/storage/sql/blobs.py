@@ -65,6 +65,18 @@ class BlobRows(SqlBase):
 
     # Blobs in repositories
 
+    def link_blob(self, repository_id: int, digest: str, now: float) -> bool:
+        blobs = schema.blobs
+        with self._writing() as conn:
+            # The row is touched, never made: a mount must not bring back a row whose bytes GC removed.
+            touched = conn.execute(update(blobs).where(blobs.c.digest == digest).values(touched_at=now)).rowcount
+            if not touched:
+                return False
+            conn.execute(
+                self._insert_repository_blob, {"repository_id": repository_id, "digest": digest, "created_at": now}
+            )
+            return True
+
     def add_repository_blob(self, repository_id: int, digest: str, size: int, now: float) -> bool:
         with self._writing() as conn:
             return self._add_repository_blob(conn, repository_id, digest, size, now)

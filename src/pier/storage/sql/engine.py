@@ -56,7 +56,20 @@ def open_engine(url: str) -> Engine:
         return engine
     # Dead pooled connections are noticed before use (a database restart costs no failed requests once it
     # is back), and a database that does not answer a connection attempt is given up on after 5 s.
-    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    # TCP keepalives notice a database that vanished without a word (a dead host, a dropped route) in
+    # about 30 s, and no statement waits more than a minute, so a thread is never held for ever.
+    connect_args: dict[str, Any] = (
+        {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 15,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "options": "-c statement_timeout=60000",
+        }
+        if url.startswith("postgresql")
+        else {}
+    )
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
