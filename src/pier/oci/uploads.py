@@ -1,4 +1,9 @@
-"""Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE."""
+"""Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE.
+
+A blob's digest algorithm (sha256 or sha512) comes from `digest-algorithm` on the POST when the client
+sends it, else from the digest that finishes the upload; the bytes are hashed in that one alone once it is
+known, and in both until then.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import re
 
 from starlette.responses import Response
 
-from pier import errors
+from pier import digests, errors
 from pier.core import blobs, uploads
 from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
@@ -61,7 +66,7 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
     acknowledged."""
     offset, expected = _body_range(ctx)
     try:
-        appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected)
+        appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected, digest)
         try:
             await stream_body(ctx.request, appending.write)
             if digest is not None:
@@ -94,7 +99,7 @@ def _created(ctx: OciRequest, digest: str) -> Response:
 async def post_blob_upload(ctx: OciRequest) -> Response:
     query = ctx.request.query_params
     if "mount" in query and "from" in query:
-        mounted = await run_sync(_mount, ctx, query["mount"], query["from"])
+        mounted = await run_sync(_mount, ctx, require_digest(query["mount"]), query["from"])
         if mounted:
             headers = {
                 "Location": ctx.url(f"/v2/{ctx.name}/blobs/{query['mount']}"),
@@ -102,7 +107,8 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
             }
             return Response(b"", 201, headers)
     digest = _digest_param(ctx) if "digest" in query else None
-    upload_id = await run_sync(uploads.start, ctx.core, ctx.repository)
+    algorithm = _algorithm(query.get("digest-algorithm"), digest)
+    upload_id = await run_sync(uploads.start, ctx.core, ctx.repository, algorithm)
     if digest is None:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
     try:
@@ -112,6 +118,17 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
         await asyncio.shield(run_sync(_forget, ctx, upload_id))
         raise
     return _created(ctx, digest)
+
+
+def _algorithm(declared: str | None, digest: str | None) -> str | None:
+    """The blob's digest algorithm, if the POST tells it: `digest-algorithm`, or the digest it sends."""
+    if declared is not None and (problem := digests.algorithm_problem(declared)):
+        raise OciError("DIGEST_INVALID", 400, problem)
+    if digest is None:
+        return declared
+    if declared is not None and declared != digests.algorithm_of(digest):
+        raise OciError("DIGEST_INVALID", 400, f"digest-algorithm is {declared}, but the digest is {digest}")
+    return digests.algorithm_of(digest)
 
 
 def _forget(ctx: OciRequest, upload_id: str) -> None:
