@@ -150,6 +150,8 @@ class RepositoryNotFound(NotFound):
         super().__init__(f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'")
         self.registry_id = registry_id
         self.name = name
+        self.registry_id = registry_id
+        self.name = name
 
 
 class RepositoryPolicyNotFound(NotFound):
