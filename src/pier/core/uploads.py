@@ -33,7 +33,8 @@ class LayerStatus:
 
 def start(core: Core, repository: RepositoryRow, algorithm: str | None = None) -> str:
     """A new upload; `algorithm` is its blob's digest algorithm when the client said (else the digest that
-    finishes it will: until then its bytes are hashed in every supported algorithm)."""
+    finishes it will: until then its bytes are hashed in digests.WHILE_UNKNOWN, and read again if it is
+    another)."""
     if algorithm is not None and (problem := digests.algorithm_problem(algorithm)):
         raise errors.DigestInvalid(problem)
     if len(core.meta.upload_ids(repository.id)) >= core.max_uploads:

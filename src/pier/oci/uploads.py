@@ -1,8 +1,9 @@
 """Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE.
 
 A blob's digest algorithm (sha256 or sha512) comes from `digest-algorithm` on the POST when the client
-sends it, else from the digest that finishes the upload; the bytes are hashed in that one alone once it is
-known, and in both until then.
+sends it, else from the digest that finishes the upload. The bytes are hashed as they arrive in the
+declared algorithm, or in sha256 while none is declared; a sha512 digest that finishes an undeclared
+upload has its bytes read and hashed once more (digests.WHILE_UNKNOWN says why).
 """
 
 from __future__ import annotations

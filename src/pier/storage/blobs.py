@@ -5,9 +5,10 @@ matches. cancel() (or a crash) leaves nothing visible. Readers get a local path 
 (so the server can send the file without Python), a redirect URL where it has one (S3), else a stream.
 
 Digests are sha256 or sha512 (pier.digests), and a blob is kept under the digest it was published as:
-the same bytes pushed in both algorithms are two blobs. An upload is hashed in its blob's algorithm when
-that is known (digest-algorithm, or a digest sent with the bytes), else in every supported one until the
-digest that finishes it says which.
+the same bytes pushed in both algorithms are two blobs. An upload is hashed as its bytes arrive in its
+blob's algorithm when that is known (digest-algorithm, or a digest sent with the bytes), else in sha256
+(digests.WHILE_UNKNOWN); a digest in an algorithm the running hash does not cover is verified by reading
+the bytes again, as after a restart.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ class FsBlobStore:
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         # No fsync: an empty upload lost in a crash loses nothing, and open_upload makes it again.
         self.upload_path(upload_id).touch(exist_ok=False)
-        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.ALGORITHMS))
+        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> FsUploadWriter:
         return FsUploadWriter(self, upload_id, offset, algorithm)

@@ -350,7 +350,7 @@ class S3BlobStore:
 
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         self.where.put(self.where.upload(upload_id, "tail"), b"")
-        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.ALGORITHMS))
+        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> S3UploadWriter:
         if self._head(self.where.upload(upload_id, "data")) is not None:
