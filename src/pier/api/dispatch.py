@@ -162,9 +162,8 @@ async def _read_body(request: Request) -> bytearray:
 
 
 def _too_large() -> ApiError:
-    return ApiError(
-        "RequestEntityTooLargeException", 413, f"The request body must be at most {limits.API_BODY_MAX} bytes"
-    )
+    message = f"The request body must be at most {limits.API_BODY_MAX} bytes"
+    return ApiError("RequestEntityTooLargeException", 413, message, {}, {"Connection": "close"})
 
 
 def _claimed_account(request: Request) -> str | None:

@@ -21,7 +21,6 @@ from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.core.tokens import InvalidToken
 from pier.oci.errors import OciError, respond
-from pier.web.bodies import close_unless_read
 from pier.web.streams import read_limited
 from pier.web.threads import run_sync
 
@@ -97,8 +96,8 @@ async def token(request: Request) -> Response:
     if request.method == "POST":
         raw = await read_limited(request, FORM_MAX_BYTES)
         if raw is None:
-            error = OciError("SIZE_INVALID", 413, f"A token request form may be at most {FORM_MAX_BYTES} bytes")
-            return respond(error, headers=close_unless_read(request.scope, {}))
+            message = f"A token request form may be at most {FORM_MAX_BYTES} bytes"
+            return respond(OciError("SIZE_INVALID", 413, message, {"Connection": "close"}))
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         scope = form.get("scope") or scope
         username, password = form.get("username", ""), form.get("password", "")

@@ -14,6 +14,7 @@ from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
 from pier.web import ranges
+from pier.web.streams import opened
 from pier.web.threads import run_sync
 
 
@@ -51,11 +52,14 @@ async def get_blob(ctx: OciRequest) -> Response:
     url = await run_sync(ctx.core.blobs.url, digest)
     if url is not None:  # object storage serves the bytes itself, and the range
         return RedirectResponse(url, 307, headers={"Docker-Content-Digest": digest})
+    # The first chunk is read before the answer starts: a store that fails then is a 503, not a cut 200.
     if chosen is None:
-        return StreamingResponse(ctx.core.blobs.read(digest), 200, headers, media_type=media_type)
+        chunks = await opened(ctx.core.blobs.read(digest))
+        return StreamingResponse(chunks, 200, headers, media_type=media_type)
     start, end = chosen
     headers.update({"Content-Length": str(end - start), "Content-Range": f"bytes {start}-{end - 1}/{info.size}"})
-    return StreamingResponse(ctx.core.blobs.read(digest, start, end), 206, headers, media_type=media_type)
+    chunks = await opened(ctx.core.blobs.read(digest, start, end))
+    return StreamingResponse(chunks, 206, headers, media_type=media_type)
 
 
 async def delete_blob(ctx: OciRequest) -> Response:

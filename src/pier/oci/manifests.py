@@ -32,7 +32,8 @@ async def put_manifest(ctx: OciRequest) -> Response:
     reference = ctx.request.path_params["reference"]
     data = await read_limited(ctx.request, limits.MANIFEST_MAX_BYTES)
     if data is None:
-        raise OciError("MANIFEST_INVALID", 413, f"A manifest may be at most {limits.MANIFEST_MAX_BYTES} bytes")
+        message = f"A manifest may be at most {limits.MANIFEST_MAX_BYTES} bytes"
+        raise OciError("MANIFEST_INVALID", 413, message, {"Connection": "close"})
     content_type = ctx.request.headers.get("content-type", "").split(";")[0].strip() or None
     extra_tags = ctx.request.query_params.getlist("tag")
     try:

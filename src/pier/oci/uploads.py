@@ -19,7 +19,7 @@ from pier.core import blobs, uploads
 from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
-from pier.oci.errors import OciError, require_digest
+from pier.oci.errors import OciError, for_failure, require_digest
 from pier.web.bodies import has_body
 from pier.web.streams import stream_body
 from pier.web.threads import run_sync, run_upload
@@ -114,11 +114,28 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
     try:
         await _append(ctx, upload_id, digest)
-    except BaseException:
-        # The client never learnt this upload's id, so it cannot resume it: remove it now, not at expiry.
+    except Exception as failure:
+        error = failure if isinstance(failure, OciError) else for_failure(failure)
+        if error.status in RESUMABLE:
+            # Not the client's fault (a full disk, a store away, a stalled body, a stop): the answer names
+            # the upload, so the client can resume it from what was acknowledged once things are back.
+            acknowledged = await asyncio.shield(run_sync(_acknowledged, ctx, upload_id))
+            error.headers.update(_progress(ctx, upload_id, acknowledged))
+            raise error from failure
+        # The client sent something wrong and never learnt this upload's id: remove it now, not at expiry.
         await asyncio.shield(run_sync(_forget, ctx, upload_id))
         raise
     return _created(ctx, digest)
+
+
+RESUMABLE = (408, 503, 507)
+
+
+def _acknowledged(ctx: OciRequest, upload_id: str) -> int:
+    try:
+        return uploads.size_of(ctx.core, ctx.repository, upload_id)
+    except Exception:  # the store is away: nothing of a monolithic body was acknowledged before it failed
+        return 0
 
 
 def _algorithm(declared: str | None, digest: str | None) -> str | None:

@@ -1,6 +1,6 @@
 """The metadata store as the core sees it: row types and one protocol.
 
-storage/sql.py implements it for SQLite and PostgreSQL alike. Methods are small and transactional;
+storage/sql/ implements it for SQLite and PostgreSQL alike. Methods are small and transactional;
 the core composes them. A method that would break a uniqueness rule raises Conflict.
 """
 

@@ -36,7 +36,7 @@ def upgrade(engine: Engine) -> None:
             # transaction (which also makes processes starting together take turns), a check, then on.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
-            connection = connection.execution_options(pier_write=True)  # BEGIN IMMEDIATE (storage/sql.py)
+            connection = connection.execution_options(pier_write=True)  # BEGIN IMMEDIATE (storage/sql/engine.py)
         try:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

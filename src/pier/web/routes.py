@@ -12,6 +12,7 @@ from pier.core import catalog, readiness
 from pier.core.context import Core
 from pier.digests import is_digest
 from pier.web.failures import explain
+from pier.web.streams import opened
 from pier.web.threads import run_sync
 
 READY_TIMEOUT = 10.0  # seconds a readiness check may take before it counts as failing
@@ -57,14 +58,22 @@ async def logo(request: Request) -> Response:
             return JSONResponse({"message": "no such logo"}, 404)
         head = b"".join(await run_sync(lambda: list(core.blobs.read(digest, 0, 16))))
     except Exception as raised:
-        error = explain(raised)
-        status = 503 if isinstance(error, errors.Unavailable) else 500
-        request.app.state.failures.report("web", "logo", status, raised)
-        retry = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
-        return JSONResponse({"message": error.message}, status, retry)
+        return _failed(request, raised)
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
     media_type = catalog.logo_media_type(head) or "application/octet-stream"
     path = core.blobs.local_path(digest)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=headers)
-    return StreamingResponse(core.blobs.read(digest), media_type=media_type, headers=headers)
+    try:
+        chunks = await opened(core.blobs.read(digest))
+    except Exception as raised:
+        return _failed(request, raised)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+
+
+def _failed(request: Request, raised: Exception) -> Response:
+    error = explain(raised)
+    status = 503 if isinstance(error, errors.Unavailable) else 500
+    request.app.state.failures.report("web", "logo", status, raised)
+    retry = {"Retry-After": str(errors.Unavailable.RETRY_AFTER)} if status == 503 else {}
+    return JSONResponse({"message": error.message}, status, retry)

@@ -10,12 +10,13 @@ and the body guard (web/bodies.py) ends the wait after body_timeout idle seconds
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from starlette.requests import Request
 
 from pier.web.bodies import discard_rest
-from pier.web.threads import upload_pool
+from pier.web.threads import run_sync, upload_pool
 
 BATCH = 1024 * 1024
 
@@ -69,3 +70,10 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
             await discard_rest(request.scope, request.receive, 2 * limit)
             return None
     return bytes(body)
+
+
+async def opened(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A stored blob's chunks with the first one already read (in a worker thread): a store that fails
+    does so here, where the door can still answer 503, not after the 200 has gone out."""
+    first = await run_sync(next, chunks, b"")
+    return itertools.chain([first], chunks) if first else chunks

@@ -1,0 +1,123 @@
+"""The engine and what every aggregate's rows share: transactions that write, connections that read.
+
+SQLite runs in WAL mode with synchronous=FULL: a write is durable when the call returns, and readers
+never wait for writers. Writers queue across threads and processes, and share commits
+(storage/sqlite_writers.py). PostgreSQL runs the same statements.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from pier.storage import migrate, schema
+from pier.storage.sqlite_writers import SqliteWriters
+
+WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
+
+
+def open_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we BEGIN ourselves, below
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
+            # the busy timeout instead of one failing when it upgrades from reading to writing. A read of
+            # one statement needs no BEGIN (the statement is its own snapshot); BEGIN and ROLLBACK were half of
+            # a short read's time.
+            options = conn.get_execution_options()
+            if options.get("pier_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif options.get("pier_snapshot"):
+                conn.exec_driver_sql("BEGIN")
+
+        return engine
+    # Dead pooled connections are noticed before use (a database restart costs no failed requests once it
+    # is back), and a database that does not answer a connection attempt is given up on after 5 s.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+class SqlBase:
+    """The connection plumbing each aggregate's rows (the mixins beside this module) build on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write = engine.execution_options(pier_write=True)
+        self._snapshot = engine.execution_options(pier_snapshot=True)
+        self._insert_blob = self._insert_or_ignore(schema.blobs)
+        self._insert_repository_blob = self._insert_or_ignore(schema.repository_blobs)
+        self._sqlite_writers = (
+            SqliteWriters(self._write, engine.url.database or "") if engine.dialect.name == "sqlite" else None
+        )
+        migrate.upgrade(engine)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction that writes (every write goes through here)."""
+        if self._sqlite_writers is not None:
+            with self._sqlite_writers.transaction() as conn:
+                yield conn
+        else:
+            with self._write.begin() as conn:
+                yield conn
+
+    def _reading(self, snapshot: bool = False) -> Connection:
+        """A connection that only reads: one statement, or with snapshot=True several that must agree."""
+        return (self._snapshot if snapshot else self.engine).connect()
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._sqlite_writers is not None:
+            self._sqlite_writers.close()
+
+    # Health
+
+    def ping(self) -> None:
+        with self._reading() as conn:
+            conn.execute(select(1)).scalar()
+
+    def free_bytes(self) -> int | None:
+        if self.engine.dialect.name != "sqlite" or not self.engine.url.database:
+            return None
+        stats = os.statvfs(os.path.dirname(os.path.abspath(self.engine.url.database)))
+        return stats.f_bavail * stats.f_frsize
+
+    # Shared
+
+    def _insert_or_ignore(self, table: Any) -> Any:
+        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception).
+        Its rowcount says which happened: SQLAlchemy 2.1 keeps an INSERT's rowcount only when asked to (with
+        psycopg it is -1 otherwise, which reads as "inserted")."""
+        statement: Any
+        if self.engine.dialect.name == "postgresql":
+            statement = postgresql_insert(table).on_conflict_do_nothing()
+        else:
+            statement = sqlite_insert(table).on_conflict_do_nothing()
+        return statement.execution_options(preserve_rowcount=True)
+
+
+class Keep(Exception):
+    """Roll a transaction back on purpose: what it was about to remove is in use again."""

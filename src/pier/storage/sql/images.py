@@ -1,0 +1,286 @@
+"""Images (manifests, stored byte for byte) and their tags.
+
+put_image is one of the writes GC safety rests on: it checks, in its writing transaction, that every
+blob the manifest names is in the repository, and the image_blobs foreign key then keeps GC from
+collecting them (see blobs.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from pier import errors
+from pier.storage import schema
+from pier.storage.metadata import (
+    ImageRow,
+    NewImage,
+    PutOutcome,
+    TagRow,
+)
+from pier.storage.sql.engine import WRITE_ATTEMPTS, SqlBase
+
+_repos = schema.repositories
+_images = schema.images
+_image_tags = schema.image_tags
+_repo_blobs = schema.repository_blobs
+
+_IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
+
+# Statements built once (building one cost as much as running it): put_image's, the write every image
+# push ends with, and the lookups every pull makes.
+_PRESENT_BLOBS = select(_repo_blobs.c.digest).where(
+    _repo_blobs.c.repository_id == bindparam("repository_id"),
+    _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+)
+_IMAGE_ID_BY_DIGEST = select(_images.c.id).where(
+    _images.c.repository_id == bindparam("repository_id"), _images.c.digest == bindparam("digest")
+)
+_COUNT_IMAGES = select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
+_INSERT_IMAGE = insert(_images)
+_INSERT_IMAGE_BLOBS = insert(schema.image_blobs)
+_INSERT_IMAGE_CHILDREN = insert(schema.image_children)
+_SET_BLOB_MEDIA_TYPE = (
+    update(_repo_blobs)
+    .where(_repo_blobs.c.repository_id == bindparam("repository"), _repo_blobs.c.digest == bindparam("blob"))
+    .values(media_type=bindparam("blob_media_type"))
+)
+_TAG_WHERE = (  # not named after the columns: UPDATE reserves those names for its SET values
+    _image_tags.c.repository_id == bindparam("in_repository"),
+    _image_tags.c.tag == bindparam("tag_name"),
+)
+_TAGGED_IMAGE = select(_image_tags.c.image_id).where(*_TAG_WHERE)
+_INSERT_TAG = insert(_image_tags)
+_MOVE_TAG = update(_image_tags).where(*_TAG_WHERE).values(image_id=bindparam("to_image"), created_at=bindparam("now"))
+_PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
+_TAGS_OF_IMAGES = (
+    select(_image_tags.c.image_id, _image_tags.c.tag)
+    .where(_image_tags.c.image_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_image_tags.c.tag)
+)
+
+
+@functools.cache
+def _image_lookup(with_manifest: bool, by_digest: bool, by_tag: bool) -> Select[Any]:
+    """An image of a repository by digest and/or tag (pulls ask this for every manifest), built once."""
+    query = select(*(_images.c if with_manifest else _IMAGE_COLUMNS)).where(
+        _images.c.repository_id == bindparam("repository_id")
+    )
+    if by_digest:
+        query = query.where(_images.c.digest == bindparam("digest"))
+    if by_tag:
+        query = query.join(_image_tags, _image_tags.c.image_id == _images.c.id).where(
+            _image_tags.c.tag == bindparam("tag")
+        )
+    return query
+
+
+class ImageRows(SqlBase):
+    # Images
+
+    def put_image(
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+    ) -> tuple[PutOutcome, ImageRow]:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._put_image(repository_id, image, tag, now, limit)
+            except IntegrityError:
+                # Another process stored the same image or tag first (PostgreSQL runs them side by side),
+                # or GC removed a blob meanwhile: try again, and the checks see what happened.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _put_image(
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+    ) -> tuple[PutOutcome, ImageRow]:
+        with self._writing() as conn:
+            # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
+            wanted = list(image.blob_media_types)
+            present = (
+                set(conn.execute(_PRESENT_BLOBS, {"repository_id": repository_id, "digests": wanted}).scalars())
+                if wanted
+                else set()
+            )
+            if missing := sorted(set(wanted) - present):
+                raise errors.LayersNotFound(missing)
+            image_id = conn.execute(
+                _IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": image.digest}
+            ).scalar_one_or_none()
+            inserted = None if image_id is not None else self._insert_image(conn, repository_id, image, now, limit)
+            created = inserted is not None
+            if inserted is not None:
+                image_id = inserted.id
+            outcome = PutOutcome.CREATED if created else PutOutcome.UNCHANGED
+            if tag is not None:
+                where = {"in_repository": repository_id, "tag_name": tag}
+                current = conn.execute(_TAGGED_IMAGE, where).scalar_one_or_none()
+                if current is None:
+                    tag_row = {"repository_id": repository_id, "tag": tag, "image_id": image_id, "created_at": now}
+                    conn.execute(_INSERT_TAG, tag_row)
+                elif current != image_id:
+                    conn.execute(_MOVE_TAG, {**where, "to_image": image_id, "now": now})
+                if current != image_id and not created:
+                    outcome = PutOutcome.TAGGED
+            if outcome is not PutOutcome.UNCHANGED:
+                conn.execute(_PUSHED_TO, {"repository": repository_id, "now": now})
+            if inserted is not None:  # what the database would answer, without asking it
+                row = replace(inserted, tags=(tag,) if tag is not None else ())
+            else:
+                row = image_rows(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
+        return outcome, row
+
+    @staticmethod
+    def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> ImageRow:
+        """Insert the image and what it uses; the row as inserted (without tags or manifest)."""
+        count = conn.execute(_COUNT_IMAGES, {"repository_id": repository_id}).scalar_one()
+        if count >= limit:
+            raise errors.LimitExceeded("images in this repository", limit)
+        row: dict[str, Any] = {
+            "repository_id": repository_id,
+            "digest": image.digest,
+            "manifest": image.manifest,
+            "media_type": image.media_type,
+            "artifact_media_type": image.artifact_media_type,
+            "artifact_type": image.artifact_type,
+            "subject_digest": image.subject_digest,
+            "size": image.size,
+            "pushed_at": now,
+        }
+        image_id: int = conn.execute(_INSERT_IMAGE, row).inserted_primary_key[0]  # type: ignore[index]
+        if image.blob_media_types:
+            conn.execute(_INSERT_IMAGE_BLOBS, [{"image_id": image_id, "digest": d} for d in image.blob_media_types])
+            conn.execute(
+                _SET_BLOB_MEDIA_TYPE,
+                [
+                    {"repository": repository_id, "blob": d, "blob_media_type": mt}
+                    for d, mt in image.blob_media_types.items()
+                ],
+            )
+        if image.child_digests:
+            conn.execute(
+                _INSERT_IMAGE_CHILDREN,
+                [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
+            )
+        return ImageRow(id=image_id, **{k: v for k, v in row.items() if k != "manifest"})
+
+    def get_image(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
+    ) -> ImageRow | None:
+        query = _image_lookup(with_manifest, digest is not None, tag is not None)
+        with self._reading(snapshot=True) as conn:
+            rows = image_rows(conn, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
+        return rows[0] if rows else None
+
+    def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
+        query = select(*_IMAGE_COLUMNS).where(
+            _images.c.repository_id == repository_id, _images.c.digest.in_(list(set(digests)))
+        )
+        with self._reading(snapshot=True) as conn:
+            return image_rows(conn, query)
+
+    def list_images(self, repository_id: int, after_id: int | None, limit: int) -> list[ImageRow]:
+        query = select(*_IMAGE_COLUMNS).where(_images.c.repository_id == repository_id)
+        if after_id is not None:
+            query = query.where(_images.c.id > after_id)
+        with self._reading(snapshot=True) as conn:
+            return image_rows(conn, query.order_by(_images.c.id).limit(limit))
+
+    def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
+        query = select(_image_tags.c.tag, _image_tags.c.created_at, _image_tags.c.image_id).where(
+            _image_tags.c.repository_id == repository_id
+        )
+        if after_tag is not None:
+            query = query.where(_image_tags.c.tag > after_tag)
+        with self._reading(snapshot=True) as conn:
+            tags = conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).all()
+            images = {
+                row.id: row
+                for row in image_rows(
+                    conn, select(*_IMAGE_COLUMNS).where(_images.c.id.in_({image_id for _, _, image_id in tags}))
+                )
+            }
+        return [TagRow(tag, created_at, images[image_id]) for tag, created_at, image_id in tags]
+
+    def list_tag_names(self, repository_id: int, after_tag: str | None, limit: int) -> list[str]:
+        query = select(_image_tags.c.tag).where(_image_tags.c.repository_id == repository_id)
+        if after_tag is not None:
+            query = query.where(_image_tags.c.tag > after_tag)
+        with self._reading() as conn:
+            return list(conn.execute(query.order_by(_image_tags.c.tag).limit(limit)).scalars())
+
+    def has_images(self, repository_id: int) -> bool:
+        with self._reading() as conn:
+            return (
+                conn.execute(select(_images.c.id).where(_images.c.repository_id == repository_id).limit(1)).first()
+                is not None
+            )
+
+    def referrers(self, repository_id: int, subject_digest: str) -> list[ImageRow]:
+        query = select(*_images.c).where(
+            _images.c.repository_id == repository_id, _images.c.subject_digest == subject_digest
+        )
+        with self._reading(snapshot=True) as conn:
+            return image_rows(conn, query.order_by(_images.c.id))
+
+    def indexes_referencing(self, repository_id: int, digest: str) -> list[str]:
+        children = schema.image_children
+        query = (
+            select(_images.c.digest)
+            .join(children, children.c.image_id == _images.c.id)
+            .where(_images.c.repository_id == repository_id, children.c.child_digest == digest)
+        )
+        with self._reading() as conn:
+            return list(conn.execute(query).scalars())
+
+    def delete_image(self, image_id: int) -> None:
+        with self._writing() as conn:
+            conn.execute(delete(_image_tags).where(_image_tags.c.image_id == image_id))
+            conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id == image_id))
+            conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id == image_id))
+            conn.execute(delete(_images).where(_images.c.id == image_id))
+
+    def remove_tag(self, repository_id: int, tag: str) -> None:
+        with self._writing() as conn:
+            conn.execute(
+                delete(_image_tags).where(_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
+            )
+
+
+def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, Any] | None = None) -> list[ImageRow]:
+    rows = conn.execute(query, parameters).mappings().all()
+    if not rows:
+        return []
+    tags: dict[int, list[str]] = {}
+    for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
+        tags.setdefault(image_id, []).append(tag)
+    return [
+        ImageRow(
+            id=row["id"],
+            repository_id=row["repository_id"],
+            digest=row["digest"],
+            media_type=row["media_type"],
+            artifact_media_type=row["artifact_media_type"],
+            artifact_type=row["artifact_type"],
+            subject_digest=row["subject_digest"],
+            size=row["size"],
+            pushed_at=row["pushed_at"],
+            tags=tuple(tags.get(row["id"], ())),
+            manifest=row.get("manifest"),
+        )
+        for row in rows
+    ]
