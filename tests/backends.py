@@ -30,6 +30,7 @@ from tests.roundrobin import relay, send
 from tests.server import PierServer, free_port
 
 BUCKET = "pier-tests"
+ALGORITHMS = ("sha256", "sha512")  # the folders (and key prefixes) blobs are published in
 S3_KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing", "s3_region": "us-east-1"}
 
 
@@ -41,9 +42,13 @@ class Backend:
         return ""
 
     def blob_digests(self, server: PierServer) -> dict[str, bytes]:
-        """Every published blob, by the hex digest its name says, with its bytes."""
-        root = server.data_dir / "blobs" / "sha256"
-        return {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        """Every published blob, by the digest its name says (blobs/<algorithm>/<2 hex>/<hex>), with its bytes."""
+        found = {}
+        for algorithm in ALGORITHMS:
+            root = server.data_dir / "blobs" / algorithm
+            if root.is_dir():
+                found |= {f"{algorithm}:{p.name}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        return found
 
     def upload_leftovers(self, server: PierServer) -> list[str]:
         return [p.name for p in (server.data_dir / "blobs" / "uploads").iterdir()]
@@ -85,11 +90,11 @@ class PostgresS3(Backend):
 
     def blob_digests(self, server: PierServer) -> dict[str, bytes]:
         client = self.s3.client()
-        prefix = self._prefix(server) + "blobs/sha256/"
-        return {
-            key.rsplit("/", 1)[1]: client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-            for key in self._objects(prefix)
-        }
+        found = {}
+        for algorithm in ALGORITHMS:  # blobs/<algorithm>/<hex>
+            for key in self._objects(f"{self._prefix(server)}blobs/{algorithm}/"):
+                found[f"{algorithm}:{key.rsplit('/', 1)[1]}"] = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return found
 
     def upload_leftovers(self, server: PierServer) -> list[str]:
         return self._objects(self._prefix(server) + "uploads/")
@@ -101,8 +106,9 @@ class PostgresS3(Backend):
 
 def assert_blobs_are_whole(backend: Backend, server: PierServer) -> None:
     """Every published blob hashes to its own name: no partial blob is ever visible."""
-    for name, data in backend.blob_digests(server).items():
-        assert hashlib.sha256(data).hexdigest() == name, name
+    for digest, data in backend.blob_digests(server).items():
+        algorithm = digest.split(":", 1)[0]
+        assert f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}" == digest, digest
 
 
 class Postgres:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from tests.backends import Backend, PostgresS3
+from tests.dockerd import docker as docker  # the session's private Docker engine, for any test module
 from tests.server import Account, PierServer
 
 OWNER = Account("111122223333", "owner-alias", "AKIAOWNER0000000001", "owner-secret-key-0123456789abcdef")

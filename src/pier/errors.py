@@ -9,6 +9,7 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     │   ├── InvalidNextToken
     │   ├── SizeInvalid             a body whose length is not the one declared
     │   ├── NameInvalid             not <alias>/<repository> with ECR's name rules
+    │   ├── DigestInvalid           not a digest, or of an algorithm pier does not support
     │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
     ├── AuthenticationRequired      anonymous, and the action needs an account
     ├── AccessDenied                an account without the right to this action here
@@ -71,6 +72,16 @@ class NameInvalid(InvalidParameter):
 class SizeInvalid(InvalidParameter):
     def __init__(self, declared: int, received: int) -> None:
         super().__init__(f"The request declared {declared} bytes but sent {received}")
+
+
+class DigestInvalid(InvalidParameter):
+    """A digest pier cannot take: malformed, or of an unsupported algorithm. `field` names the API member
+    it came in (ECR's "Invalid parameter at ..."), None when a path or query named it."""
+
+    def __init__(self, problem: str, field: str | None = None) -> None:
+        super().__init__(
+            f"Invalid parameter at '{field}' failed to satisfy constraint: '{problem}'" if field else problem
+        )
 
 
 class ManifestInvalid(InvalidParameter):
@@ -137,6 +148,8 @@ class RegistryNotFound(NotFound):
 class RepositoryNotFound(NotFound):
     def __init__(self, registry_id: str, name: str) -> None:
         super().__init__(f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'")
+        self.registry_id = registry_id
+        self.name = name
         self.registry_id = registry_id
         self.name = name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -177,3 +178,68 @@ def test_batch_check_reports_each_digest(ecr: Any, repo: str) -> None:
         "sha256:xyz": "InvalidLayerDigest",
         "md5:abc": "InvalidLayerDigest",
     }
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def test_sha512_layers_through_the_layer_api(ecr: Any, repo: str) -> None:
+    """layerDigests may name a sha512 digest: the parts are hashed in it, and it is what /v2/ serves."""
+    data = os.urandom(6 * MIB + 5)
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    upload(ecr, repo, data[: 5 * MIB], 0, upload_id)
+    upload(ecr, repo, data[5 * MIB :], 5 * MIB, upload_id)
+    with pytest.raises(ecr.exceptions.InvalidLayerException) as wrong:
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[sha512(b"other")])
+    assert sha512(data) in str(wrong.value)  # the bytes' digest, in the algorithm asked for
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[sha512(data)])
+    assert done["layerDigest"] == sha512(data)
+    checked = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=[sha512(data), digest_of(data)])
+    assert checked["layers"] == [
+        {"layerDigest": sha512(data), "layerAvailability": "AVAILABLE", "layerSize": len(data)}
+    ]
+    assert [f["failureCode"] for f in checked["failures"]] == ["MissingLayerDigest"]  # not as sha256: never pushed so
+
+
+def test_layer_digests_pier_does_not_support(ecr: Any, repo: str) -> None:
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    upload(ecr, repo, b"payload", 0, upload_id)
+    # What the model's pattern refuses is refused in ECR's words, before pier looks at the digest.
+    with pytest.raises(ecr.exceptions.InvalidParameterException) as pattern:
+        ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=["sha512:xyz"])
+    assert "Member must satisfy regular expression pattern" in str(pattern.value)
+    # What the pattern lets through but no supported algorithm is: pier names the ones it supports.
+    for bad in ("md5:" + "0" * 32, "sha512:" + "ab" * 10, "sha256:" + "AB" * 32):
+        with pytest.raises(ecr.exceptions.InvalidParameterException) as info:
+            ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[bad])
+        message = str(info.value)
+        assert "Invalid parameter at 'layerDigests'" in message and "sha256" in message and "sha512" in message
+    answer = ecr.batch_check_layer_availability(repositoryName=repo, layerDigests=["md5:" + "0" * 32])
+    failure = answer["failures"][0]
+    assert failure["failureCode"] == "InvalidLayerDigest" and "sha512" in failure["failureReason"]
+    # The upload is still there: completing with a supported digest works.
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[sha512(b"payload")])
+    assert done["layerDigest"] == sha512(b"payload")
+
+
+def test_put_image_by_sha512_digest(ecr: Any, repo: str) -> None:
+    """imageDigest in sha512: the image is stored, described and deleted under it."""
+    from tests.images import config, image_manifest
+
+    config_blob = config()
+    push_blob(ecr, repo, config_blob.data)
+    manifest = image_manifest(config_blob, [])
+    with pytest.raises(ecr.exceptions.ImageDigestDoesNotMatchException):
+        ecr.put_image(repositoryName=repo, imageManifest=manifest.decode(), imageDigest=sha512(b"other"))
+    with pytest.raises(ecr.exceptions.InvalidParameterException) as bad:
+        ecr.put_image(repositoryName=repo, imageManifest=manifest.decode(), imageDigest="sha1:" + "0" * 40)
+    assert "imageDigest" in str(bad.value) and "sha512" in str(bad.value)
+    put = ecr.put_image(
+        repositoryName=repo, imageManifest=manifest.decode(), imageDigest=sha512(manifest), imageTag="v512"
+    )
+    assert put["image"]["imageId"] == {"imageDigest": sha512(manifest), "imageTag": "v512"}
+    described = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v512"}])["imageDetails"]
+    assert [d["imageDigest"] for d in described] == [sha512(manifest)]
+    deleted = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": sha512(manifest)}])
+    assert deleted["imageIds"] == [{"imageDigest": sha512(manifest), "imageTag": "v512"}]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pier import errors
+from pier import digests, errors
 from pier.core.context import Core
-from pier.digests import is_sha256
 from pier.storage.metadata import RepositoryRow
 
 
@@ -18,9 +17,11 @@ class BlobInfo:
     local_path: Path | None  # a file the server may send as is
 
 
-def check_digest(digest: str) -> None:
-    if not is_sha256(digest):
-        raise errors.InvalidParameter(f"'{digest}' is not a sha256 digest (sha256:<64 lowercase hex digits>)")
+def check_digest(digest: str, field: str | None = None) -> None:
+    """DigestInvalid unless pier supports the digest (sha256 or sha512); `field`: the API member it came in."""
+    problem = digests.problem(digest)
+    if problem is not None:
+        raise errors.DigestInvalid(problem, field)
 
 
 def stat(core: Core, repository: RepositoryRow, digest: str) -> BlobInfo:

@@ -5,16 +5,15 @@ PutImage through the API and a manifest PUT through /v2/ are both put_image: one
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pier import errors
+from pier import digests, errors
 from pier.core import limits, manifests, pagination
 from pier.core.access import find_repository
 from pier.core.accounts import Account
+from pier.core.blobs import check_digest
 from pier.core.context import Core
-from pier.digests import is_sha256
 from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
 
 
@@ -48,8 +47,8 @@ class Failure:
     reason: str
 
 
-def manifest_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def manifest_digest(data: bytes, algorithm: str = digests.CANONICAL) -> str:
+    return digests.of(data, algorithm)
 
 
 def check_tag(tag: str) -> None:
@@ -63,12 +62,17 @@ def check_tag(tag: str) -> None:
 def put_image(
     core: Core, repository: RepositoryRow, data: bytes, media_type: str | None, tag: str | None, digest: str | None
 ) -> PutResult:
-    """Store a manifest the repository can fully serve; see PutImage for the rules."""
+    """Store a manifest the repository can fully serve; see PutImage for the rules.
+
+    The image is named by the digest of its bytes in the algorithm of `digest` (sha256 without one): a
+    manifest pushed by its sha512 digest is stored, listed and pulled under that digest."""
     if len(data) > limits.MANIFEST_MAX_BYTES:
         raise errors.ManifestInvalid(f"the manifest is larger than {limits.MANIFEST_MAX_BYTES} bytes")
     if tag is not None:
         check_tag(tag)
-    actual = manifest_digest(data)
+    if digest is not None:
+        check_digest(digest)
+    actual = manifest_digest(data, digests.algorithm_of(digest) if digest is not None else digests.CANONICAL)
     if digest is not None and digest != actual:
         raise errors.ImageDigestDoesNotMatch(digest, actual)
     manifest = manifests.parse(data, media_type)
@@ -122,6 +126,8 @@ def put_image_api(
 ) -> PutResult:
     """PutImage: as put_image, and pushing what is already there is ImageAlreadyExistsException."""
     repository = find_repository(core, caller, registry_id, name, "PutImage", registry_must_exist=True)
+    if digest is not None:
+        check_digest(digest, "imageDigest")
     result = put_image(core, repository, data, media_type, tag, digest)
     if result.outcome is PutOutcome.UNCHANGED:
         raise errors.ImageAlreadyExists(result.digest, tag)
@@ -200,8 +206,8 @@ def _delete_one(core: Core, repository: RepositoryRow, image_id: ImageId) -> lis
     digest, tag = image_id.digest, image_id.tag
     if digest is None and tag is None:
         raise _Failed("MissingDigestAndTag", "Each image id needs an imageDigest or an imageTag")
-    if digest is not None and not is_sha256(digest):
-        raise _Failed("InvalidImageDigest", f"'{digest}' is not sha256:<64 lowercase hex digits>")
+    if digest is not None and (problem := digests.problem(digest)) is not None:
+        raise _Failed("InvalidImageDigest", problem)
     if tag is not None and not limits.is_image_tag(tag):
         raise _Failed("InvalidImageTag", f"'{tag}' is not a valid image tag")
     image = core.meta.get_image(repository.id, digest=digest, tag=tag)
@@ -225,7 +231,12 @@ def _delete_one(core: Core, repository: RepositoryRow, image_id: ImageId) -> lis
 
 
 def is_digest_reference(reference: str) -> bool:
-    return reference.startswith("sha256:")
+    """A manifest reference is a digest if it has a colon (a tag cannot); DigestInvalid if it is not one pier
+    supports."""
+    if ":" not in reference:
+        return False
+    check_digest(reference)
+    return True
 
 
 def get_manifest(core: Core, repository: RepositoryRow, reference: str, accepted: set[str] | None) -> ImageRow:
@@ -270,8 +281,8 @@ def put_manifest(
     digest, tag = (reference, None) if is_digest_reference(reference) else (None, reference)
     media_type = content_type if content_type in manifests.MANIFEST_TYPES else None
     result = put_image(core, repository, data, media_type, tag, digest)
-    for extra in extra_tags:
-        put_image(core, repository, data, media_type, extra, None)
+    for extra in extra_tags:  # the image just stored, by its digest (of whichever algorithm)
+        put_image(core, repository, data, media_type, extra, result.digest)
     return result
 
 
@@ -299,8 +310,7 @@ def list_tags(core: Core, repository: RepositoryRow, last: str | None, n: int | 
 
 def referrers(core: Core, repository: RepositoryRow, digest: str, artifact_type: str | None) -> list[dict[str, object]]:
     """Descriptors of the manifests whose subject is `digest`, optionally of one artifactType."""
-    if not is_sha256(digest):
-        raise errors.InvalidParameter(f"'{digest}' is not a sha256 digest")
+    check_digest(digest)
     found = []
     for image in core.meta.referrers(repository.id, digest):
         if artifact_type is not None and image.artifact_type != artifact_type:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pier.digests import is_sha256
+from pier import digests
 from pier.errors import InvalidParameter, ManifestInvalid
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -135,8 +135,8 @@ def _descriptor(value: Any, where: str) -> Descriptor:
     media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
     if not isinstance(media_type, str) or not media_type or not media_type.isprintable():
         raise ManifestInvalid(f"{where}.mediaType must be a non-empty string of printable characters")
-    if not isinstance(digest, str) or not is_sha256(digest):
-        raise ManifestInvalid(f"{where}.digest must be sha256:<64 lowercase hex digits>, not {digest!r}")
+    if not isinstance(digest, str) or not digests.is_digest(digest):
+        raise ManifestInvalid(f"{where}.digest must be {digests.SUPPORTED}, not {digest!r}"[:400])
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ManifestInvalid(f"{where}.size must be a non-negative integer")
     platform = value.get("platform")

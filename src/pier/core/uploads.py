@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from pier import errors
+from pier import digests, errors
 from pier.core import limits
 from pier.core.access import find_repository
 from pier.core.accounts import Account
+from pier.core.blobs import check_digest
 from pier.core.context import Core
-from pier.digests import is_sha256
 from pier.storage.blobs import DigestMismatch, UploadMissing, UploadWriter
 from pier.storage.metadata import RepositoryRow, UploadRow
 
@@ -32,12 +32,17 @@ class LayerStatus:
     media_type: str | None
 
 
-def start(core: Core, repository: RepositoryRow) -> str:
+def start(core: Core, repository: RepositoryRow, algorithm: str | None = None) -> str:
+    """A new upload; `algorithm` is its blob's digest algorithm when the client said (else the digest that
+    finishes it will: until then its bytes are hashed in digests.WHILE_UNKNOWN, and read again if it is
+    another)."""
+    if algorithm is not None and (problem := digests.algorithm_problem(algorithm)):
+        raise errors.DigestInvalid(problem)
     if len(core.meta.upload_ids(repository.id)) >= core.max_uploads:
         raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
     upload_id = str(uuid.uuid4())
     now = core.clock()
-    core.blobs.start_upload(upload_id)
+    core.blobs.start_upload(upload_id, algorithm)
     core.meta.insert_upload(UploadRow(upload_id, repository.id, 0, 0, False, now, now))
     return upload_id
 
@@ -65,7 +70,12 @@ class Append:
         upload_id: str,
         offset: int | None,
         expected_length: int | None = None,
+        digest: str | None = None,
     ) -> None:
+        """`digest`: the blob's, when this request finishes the upload (acknowledge_and_finish); it tells the
+        algorithm, so the bytes are hashed in that one only."""
+        if digest is not None:
+            check_digest(digest)
         self._core, self._repository, self._expected = core, repository, expected_length
         self._steps = threading.Lock()
         self._writer: UploadWriter | None = None
@@ -75,7 +85,8 @@ class Append:
             if offset is not None and offset != self.upload.size:
                 raise _out_of_order(repository, self.upload, offset)
             try:
-                self._writer = core.blobs.open_upload(upload_id, self.upload.size)
+                algorithm = digests.algorithm_of(digest) if digest is not None else None
+                self._writer = core.blobs.open_upload(upload_id, self.upload.size, algorithm)
             except UploadMissing:
                 raise errors.UploadNotFound(upload_id) from None
         except BaseException:
@@ -229,6 +240,7 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
 
 
 def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: str, *, ecr_rules: bool) -> bool:
+    check_digest(digest, "layerDigests" if ecr_rules else None)
     if upload.size == 0 and ecr_rules:
         raise errors.EmptyUpload(upload.id)
     if ecr_rules and upload.small_inner_part:
@@ -305,34 +317,31 @@ def upload_layer_part(
 
 
 def complete_layer_upload(
-    core: Core, caller: Account, registry_id: str | None, name: str, upload_id: str, digests: list[str]
+    core: Core, caller: Account, registry_id: str | None, name: str, upload_id: str, layer_digests: list[str]
 ) -> tuple[str, str]:
     repository = find_repository(core, caller, registry_id, name, "CompleteLayerUpload", registry_must_exist=True)
-    if len(digests) != 1:
+    if len(layer_digests) != 1:
         raise errors.InvalidParameter("Invalid parameter at 'layerDigests': exactly one digest is expected")
-    digest = digests[0]
-    if not is_sha256(digest):
-        raise errors.InvalidParameter(
-            f"Invalid parameter at 'layerDigests': '{digest}' is not a sha256 digest (sha256:<64 hex digits>)"
-        )
+    digest = layer_digests[0]
+    check_digest(digest, "layerDigests")
     finish(core, repository, upload_id, digest, ecr_rules=True)
     return repository.registry_id, digest
 
 
 def batch_check_layer_availability(
-    core: Core, caller: Account, registry_id: str | None, name: str, digests: list[str]
+    core: Core, caller: Account, registry_id: str | None, name: str, layer_digests: list[str]
 ) -> tuple[list[LayerStatus], list[tuple[str, str, str]]]:
     """(available layers, failures as (digest, code, reason))."""
     repository = find_repository(
         core, caller, registry_id, name, "BatchCheckLayerAvailability", registry_must_exist=True
     )
-    valid = [d for d in dict.fromkeys(digests) if is_sha256(d)]
+    valid = [d for d in dict.fromkeys(layer_digests) if digests.is_digest(d)]
     found = core.meta.get_repository_blobs(repository.id, valid)
     layers: list[LayerStatus] = []
     failures: list[tuple[str, str, str]] = []
-    for digest in dict.fromkeys(digests):
-        if not is_sha256(digest):
-            failures.append((digest, "InvalidLayerDigest", "The digest is not sha256:<64 lowercase hex digits>"))
+    for digest in dict.fromkeys(layer_digests):
+        if (problem := digests.problem(digest)) is not None:
+            failures.append((digest, "InvalidLayerDigest", problem))
         elif digest not in found:
             failures.append((digest, "MissingLayerDigest", "The layer is not in the repository"))
         else:

@@ -1,20 +1,21 @@
-"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>: a local file is sent by the server itself, never via Python."""
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>: a local file is sent by the server itself, never via Python.
+
+Range requests follow one set of rules (web/ranges.py) whichever way the bytes go: a file, a stream from
+object storage, or a redirect to it (where a 416 is answered here, and the store applies the range)."""
 
 from __future__ import annotations
 
 import os
-import re
 
-from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from pier import errors
 from pier.core import blobs
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
+from pier.web import ranges
 from pier.web.streams import opened
 from pier.web.threads import run_sync
-
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def _digest(ctx: OciRequest) -> str:
@@ -34,43 +35,31 @@ def _stat(ctx: OciRequest, digest: str) -> tuple[blobs.BlobInfo, os.stat_result 
 async def get_blob(ctx: OciRequest) -> Response:
     digest = _digest(ctx)
     info, local = await run_sync(_stat, ctx, digest)
-    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
+    etag = f'"{digest}"'
+    headers = {"Docker-Content-Digest": digest, "ETag": etag, "Cache-Control": "max-age=31536000, immutable"}
+    try:
+        chosen = ranges.span(ctx.request.method, ctx.request.headers, info.size, etag)
+    except ranges.Unsatisfiable as refused:
+        raise OciError("BLOB_UNKNOWN", 416, str(refused), {"Content-Range": refused.content_range}) from None
+    media_type = "application/octet-stream"
     if info.local_path is not None:
-        # Starlette answers Range (206) and HEAD itself, and hands whole files to Granian (ASGI pathsend).
-        return FileResponse(info.local_path, media_type="application/octet-stream", headers=headers, stat_result=local)
+        # Whole files go to Granian as they are (ASGI pathsend); Starlette reads a range and answers HEAD.
+        return ranges.BlobFileResponse(info.local_path, chosen, headers, media_type, local)
+    headers["Accept-Ranges"] = "bytes"
     headers["Content-Length"] = str(info.size)
     if ctx.request.method == "HEAD":
-        return Response(b"", 200, headers, media_type="application/octet-stream")
+        return Response(b"", 200, headers, media_type=media_type)
     url = await run_sync(ctx.core.blobs.url, digest)
-    if url is not None:  # object storage serves the bytes itself
+    if url is not None:  # object storage serves the bytes itself, and the range
         return RedirectResponse(url, 307, headers={"Docker-Content-Digest": digest})
-    span = _range(ctx.request.headers.get("range"), info.size)
-    if span is None:
+    # The first chunk is read before the answer starts: a store that fails then is a 503, not a cut 200.
+    if chosen is None:
         chunks = await opened(ctx.core.blobs.read(digest))
-        return StreamingResponse(chunks, 200, headers, media_type="application/octet-stream")
-    start, end = span
+        return StreamingResponse(chunks, 200, headers, media_type=media_type)
+    start, end = chosen
     headers.update({"Content-Length": str(end - start), "Content-Range": f"bytes {start}-{end - 1}/{info.size}"})
     chunks = await opened(ctx.core.blobs.read(digest, start, end))
-    return StreamingResponse(chunks, 206, headers, media_type="application/octet-stream")
-
-
-def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """[start, end) of a single-range "bytes=a-b" header (other forms: the whole blob)."""
-    match = RANGE.fullmatch(header.strip()) if header else None
-    if not match or (not match[1] and not match[2]):
-        return None
-    if not match[1]:  # the last N bytes
-        return max(size - int(match[2]), 0), size
-    start = int(match[1])
-    end = min(int(match[2]) + 1, size) if match[2] else size
-    if start >= size or end <= start:
-        raise OciError(
-            "BLOB_UNKNOWN",
-            416,
-            f"Range {header!r} is outside the blob of {size} bytes",
-            {"Content-Range": f"bytes */{size}"},
-        )
-    return start, end
+    return StreamingResponse(chunks, 206, headers, media_type=media_type)
 
 
 async def delete_blob(ctx: OciRequest) -> Response:

@@ -12,8 +12,7 @@ import json
 
 from starlette.responses import Response
 
-from pier import errors
-from pier.digests import is_sha256
+from pier import digests, errors
 from pier.web.admission import RETRY_AFTER, TooManyBodies
 from pier.web.bodies import BodyError, BodyTimeout
 from pier.web.failures import Internal, explain
@@ -49,6 +48,7 @@ TABLE: list[tuple[type[errors.PierError], str, int]] = [
     (errors.InvalidLayerPart, "BLOB_UPLOAD_INVALID", 416),
     (errors.ManifestInvalid, "MANIFEST_INVALID", 400),
     (errors.NameInvalid, "NAME_INVALID", 400),
+    (errors.DigestInvalid, "DIGEST_INVALID", 400),
     (errors.TooManyUploads, "TOOMANYREQUESTS", 429),
     (errors.LimitExceeded, "DENIED", 403),
     (errors.InvalidParameter, "UNSUPPORTED", 400),
@@ -59,9 +59,11 @@ TABLE: list[tuple[type[errors.PierError], str, int]] = [
 
 
 def require_digest(value: str) -> str:
-    """A digest from the client (path or query), or DIGEST_INVALID."""
-    if not is_sha256(value):
-        raise OciError("DIGEST_INVALID", 400, f"'{value}' is not a sha256 digest (sha256:<64 lowercase hex digits>)")
+    """A digest from the client (path or query) that pier supports (sha256 or sha512), or DIGEST_INVALID
+    with a message that names the supported ones."""
+    problem = digests.problem(value)
+    if problem is not None:
+        raise OciError("DIGEST_INVALID", 400, problem)
     return value
 
 

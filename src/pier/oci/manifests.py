@@ -40,7 +40,7 @@ async def put_manifest(ctx: OciRequest) -> Response:
         result = await run_sync(
             images.put_manifest, ctx.core, ctx.repository, reference, data, content_type, extra_tags
         )
-    except errors.ManifestInvalid:
+    except (errors.ManifestInvalid, errors.DigestInvalid):
         raise
     except errors.InvalidParameter as error:  # a bad tag, a media type the body contradicts
         raise OciError("MANIFEST_INVALID", 400, error.message) from None

@@ -63,7 +63,14 @@ def guarded(
         except errors.AuthenticationRequired:
             # The scope echoes the name, so only a valid one (a header must not carry what a client sent).
             scope = f"repository:{name}:pull,push" if is_repository_path(name) else None
-            error = auth.unauthorized(core, "Log in to push or delete", scope)
+            how = f"aws ecr-public get-login-password | docker login --username AWS --password-stdin {core.public_host}"
+            error = auth.unauthorized(core, f"Log in to push or delete ({how})", scope)
+            error_code, response = error.code, respond(error, head)
+        except errors.RepositoryNotFound as missing:
+            # As in ECR, a push does not create the repository: say so where docker and the like show it.
+            error = to_oci(missing)
+            if action in PUSHES:
+                error.message += f"; create it first: aws ecr-public create-repository --repository-name {missing.name}"
             error_code, response = error.code, respond(error, head)
         except (OciError, errors.PierError) as raised:
             error = raised if isinstance(raised, OciError) else to_oci(raised)
@@ -151,6 +158,7 @@ NAME = "/v2/{name:path}"
 # The ECR operation each push or delete corresponds to: what a repository policy grants or denies.
 UPLOAD, PART, COMPLETE = "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload"
 PUT_IMAGE, DELETE = "PutImage", "BatchDeleteImage"
+PUSHES = (UPLOAD, PART, COMPLETE, PUT_IMAGE)
 
 ROUTES = [
     Route("/v2/", unguarded(base), methods=["GET", "HEAD"]),

@@ -1,4 +1,10 @@
-"""Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE."""
+"""Blob uploads: POST (start, monolithic, mount), PATCH (chunks), PUT (finish), GET (status), DELETE.
+
+A blob's digest algorithm (sha256 or sha512) comes from `digest-algorithm` on the POST when the client
+sends it, else from the digest that finishes the upload. The bytes are hashed as they arrive in the
+declared algorithm, or in sha256 while none is declared; a sha512 digest that finishes an undeclared
+upload has its bytes read and hashed once more (digests.WHILE_UNKNOWN says why).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import re
 
 from starlette.responses import Response
 
-from pier import errors
+from pier import digests, errors
 from pier.core import blobs, uploads
 from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
@@ -61,7 +67,7 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
     acknowledged."""
     offset, expected = _body_range(ctx)
     try:
-        appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected)
+        appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected, digest)
         try:
             await stream_body(ctx.request, appending.write)
             if digest is not None:
@@ -98,7 +104,7 @@ def _created(ctx: OciRequest, digest: str) -> Response:
 async def post_blob_upload(ctx: OciRequest) -> Response:
     query = ctx.request.query_params
     if "mount" in query and "from" in query:
-        mounted = await run_sync(_mount, ctx, query["mount"], query["from"])
+        mounted = await run_sync(_mount, ctx, require_digest(query["mount"]), query["from"])
         if mounted:
             headers = {
                 "Location": ctx.url(f"/v2/{ctx.name}/blobs/{query['mount']}"),
@@ -106,7 +112,8 @@ async def post_blob_upload(ctx: OciRequest) -> Response:
             }
             return Response(b"", 201, headers)
     digest = _digest_param(ctx) if "digest" in query else None
-    upload_id = await run_sync(uploads.start, ctx.core, ctx.repository)
+    algorithm = _algorithm(query.get("digest-algorithm"), digest)
+    upload_id = await run_sync(uploads.start, ctx.core, ctx.repository, algorithm)
     if digest is None:
         return Response(b"", 202, _progress(ctx, upload_id, 0))
     try:
@@ -133,6 +140,17 @@ def _acknowledged(ctx: OciRequest, upload_id: str) -> int:
         return uploads.size_of(ctx.core, ctx.repository, upload_id)
     except Exception:  # the store is away: nothing of a monolithic body was acknowledged before it failed
         return 0
+
+
+def _algorithm(declared: str | None, digest: str | None) -> str | None:
+    """The blob's digest algorithm, if the POST tells it: `digest-algorithm`, or the digest it sends."""
+    if declared is not None and (problem := digests.algorithm_problem(declared)):
+        raise OciError("DIGEST_INVALID", 400, problem)
+    if digest is None:
+        return declared
+    if declared is not None and declared != digests.algorithm_of(digest):
+        raise OciError("DIGEST_INVALID", 400, f"digest-algorithm is {declared}, but the digest is {digest}")
+    return digests.algorithm_of(digest)
 
 
 def _forget(ctx: OciRequest, upload_id: str) -> None:

@@ -3,6 +3,12 @@
 A writer hashes bytes as they arrive; only commit(digest) publishes them, and only when the digest
 matches. cancel() (or a crash) leaves nothing visible. Readers get a local path where the store has one
 (so the server can send the file without Python), a redirect URL where it has one (S3), else a stream.
+
+Digests are sha256 or sha512 (pier.digests), and a blob is kept under the digest it was published as:
+the same bytes pushed in both algorithms are two blobs. An upload is hashed as its bytes arrive in its
+blob's algorithm when that is known (digest-algorithm, or a digest sent with the bytes), else in sha256
+(digests.WHILE_UNKNOWN); a digest in an algorithm the running hash does not cover is verified by reading
+the bytes again, as after a restart.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from pier.digests import Hashes
 
 
 class DigestMismatch(Exception):
@@ -63,7 +71,7 @@ class BlobWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def digest(self) -> str:
-        """sha256:<hex> of what was written so far."""
+        """<algorithm>:<hex> of what was written so far, in the writer's algorithm."""
 
     def commit(self, expected_digest: str | None = None) -> str:
         """Publish durably under the digest; DigestMismatch (and nothing published) if it differs."""
@@ -78,7 +86,8 @@ class BlobStore(Protocol):
     def free_bytes(self) -> int | None:
         """Free bytes on the store's disk, or None for object storage (no such limit to watch)."""
 
-    def writer(self) -> BlobWriter: ...
+    def writer(self, algorithm: str = ...) -> BlobWriter:
+        """A small blob written at once (logos), hashed in `algorithm` (sha256 unless said)."""
 
     def exists(self, digest: str) -> bool: ...
 
@@ -95,14 +104,16 @@ class BlobStore(Protocol):
 
     # Resumable uploads: bytes arrive in parts, possibly in several processes, across restarts.
 
-    def start_upload(self, upload_id: str) -> None: ...
+    def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
+        """A new upload, whose blob will be named in `algorithm` (None: not known yet)."""
 
-    def open_upload(self, upload_id: str, offset: int) -> UploadWriter:
-        """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone."""
+    def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> UploadWriter:
+        """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone.
+        `algorithm`: the blob's, when this request tells it (hashing in the others stops)."""
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
-        """The digest of the upload's first `size` bytes, now durable; DigestMismatch (upload kept) if not
-        the expected one.
+        """The digest of the upload's first `size` bytes (in the expected digest's algorithm; sha256 when
+        None), now durable; DigestMismatch (upload kept) if not the expected one.
 
         After a crash between publishing and forgetting an upload, the expected blob counts as verified."""
 
@@ -126,3 +137,19 @@ class BlobStore(Protocol):
     def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
         """Remove the blob's bytes, unless they were written or touched since `modified_before` (a publish
         refreshes that time); whether they were removed."""
+
+
+def continue_hashes(
+    hashes: dict[str, tuple[int, Hashes]], upload_id: str, offset: int, algorithm: str | None
+) -> Hashes | None:
+    """The upload's running hashes if this process has them at `offset`, taken from `hashes` (the writer puts
+    them back on close), kept to `algorithm` when the blob's algorithm is known now; else None."""
+    cached = hashes.pop(upload_id, None)
+    if cached is None or cached[0] != offset:
+        return None
+    running = cached[1]
+    if algorithm is not None:
+        if not running.covers(algorithm):
+            return None
+        running.keep_only(algorithm)
+    return running

@@ -1,12 +1,12 @@
 """Blobs on a local filesystem.
 
 Layout under the root, drawn once here:
-    sha256/<first two hex>/<hex>    a published blob, never modified
+    <algorithm>/<first two hex>/<hex>   a published blob, never modified (sha256/..., sha512/...)
     tmp/<random>                    a write in progress; removed on cancel, swept by GC after a crash
     uploads/<upload id>             a resumable upload: its acknowledged bytes, and maybe a tail that was
                                     written but not acknowledged (dropped on the next append)
 A blob is written to tmp/, fsynced, then os.replace()d to its final name and the directory fsynced,
-so a crash at any moment leaves either the whole blob or nothing under sha256/. A blob whose row was
+so a crash at any moment leaves either the whole blob or nothing under <algorithm>/. A blob whose row was
 never committed, and an upload whose row is gone, are leftovers GC sweeps once older than its grace
 window (by modification time, which every publish refreshes). The layout is a contract: tests outside
 pier plant leftovers in it.
@@ -23,27 +23,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from pier.digests import is_sha256, is_upload_id
-from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing
+from pier import digests
+from pier.digests import Hashes, is_digest, is_upload_id
+from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing, continue_hashes
 
 CHUNK = 1024 * 1024
 FLUSH_EVERY = 32 * 1024 * 1024  # bytes an upload writes before writeback is started beside it
 
 
 class FsBlobWriter:
-    def __init__(self, store: FsBlobStore) -> None:
+    def __init__(self, store: FsBlobStore, algorithm: str) -> None:
         self._store = store
         self._path = store.tmp_dir / secrets.token_hex(16)
         self._file = open(self._path, "xb", buffering=0)  # noqa: SIM115 - closed by commit/cancel
-        self._hash = hashlib.sha256()
+        self._algorithm = algorithm
+        self._hash = Hashes([algorithm])
         self._size = 0
 
     @property
@@ -56,7 +56,7 @@ class FsBlobWriter:
         self._size += len(data)
 
     def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
+        return self._hash.digest(self._algorithm)
 
     def commit(self, expected_digest: str | None = None) -> str:
         digest = self.digest()
@@ -84,7 +84,7 @@ class FsBlobWriter:
 
 
 class FsUploadWriter:
-    def __init__(self, store: FsBlobStore, upload_id: str, offset: int) -> None:
+    def __init__(self, store: FsBlobStore, upload_id: str, offset: int, algorithm: str | None) -> None:
         self._store = store
         self._upload_id = upload_id
         path = store.upload_path(upload_id)
@@ -101,9 +101,8 @@ class FsUploadWriter:
         self._file.truncate(offset)
         self._file.seek(offset)
         self._offset = self._size = offset
-        # Continue the running hash if this process has it at this offset; else finish re-reads the file.
-        cached = store.hashes.pop(upload_id, None)
-        self._hash = cached[1] if cached and cached[0] == offset else None
+        # Continue the running hashes if this process has them at this offset; else finish re-reads the file.
+        self._hash = continue_hashes(store.hashes, upload_id, offset, algorithm)
 
     def write(self, data: bytes) -> None:
         write_all(self._file.fileno(), data)  # raises on a full disk: nothing is counted that is not in the file
@@ -159,10 +158,10 @@ class FsBlobStore:
         self.root = root
         self.tmp_dir = root / "tmp"
         self.uploads_dir = root / "uploads"
-        for folder in (self.tmp_dir, self.uploads_dir, root / "sha256"):
+        for folder in (self.tmp_dir, self.uploads_dir, root / digests.CANONICAL):
             folder.mkdir(parents=True, exist_ok=True)
-        # upload id -> (size hashed, running sha256). Only an optimisation: lost on restart, never shared.
-        self.hashes: dict[str, tuple[int, Any]] = {}
+        # upload id -> (size hashed, running hashes). Only an optimisation: lost on restart, never shared.
+        self.hashes: dict[str, tuple[int, Hashes]] = {}
         self.writeback = Writeback()
 
     def ping(self) -> None:
@@ -183,13 +182,13 @@ class FsBlobStore:
             raise ValueError(f"not an upload id: {upload_id!r}")
         return self.uploads_dir / upload_id
 
-    def start_upload(self, upload_id: str) -> None:
+    def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         # No fsync: an empty upload lost in a crash loses nothing, and open_upload makes it again.
         self.upload_path(upload_id).touch(exist_ok=False)
-        self.hashes[upload_id] = (0, hashlib.sha256())
+        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
-    def open_upload(self, upload_id: str, offset: int) -> FsUploadWriter:
-        return FsUploadWriter(self, upload_id, offset)
+    def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> FsUploadWriter:
+        return FsUploadWriter(self, upload_id, offset, algorithm)
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
         path = self.upload_path(upload_id)
@@ -198,11 +197,12 @@ class FsBlobStore:
             if expected_digest and published and _is_blob(published, size, expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
+        algorithm = digests.algorithm_of(expected_digest) if expected_digest else digests.CANONICAL
         cached = self.hashes.get(upload_id)
-        if cached and cached[0] == size:
-            digest = f"sha256:{cached[1].hexdigest()}"
-        else:
-            digest = _hash_file(path, size)
+        if cached and cached[0] == size and cached[1].covers(algorithm):
+            digest = cached[1].digest(algorithm)
+        else:  # hashed in another process, before a restart, or in another algorithm: read the file again
+            digest = _hash_file(path, size, algorithm)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
         with open(path, "r+b") as handle:
@@ -235,13 +235,13 @@ class FsBlobStore:
 
     def path_of(self, digest: str) -> Path:
         # The core checks digests before they get here; this guards the path anyway.
-        if not is_sha256(digest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
-        hex_digest = digest[len("sha256:") :]
-        return self.root / "sha256" / hex_digest[:2] / hex_digest
+        if not is_digest(digest):
+            raise ValueError(f"not a digest: {digest!r}")
+        algorithm, hex_digest = digest.split(":", 1)
+        return self.root / algorithm / hex_digest[:2] / hex_digest
 
-    def writer(self) -> FsBlobWriter:
-        return FsBlobWriter(self)
+    def writer(self, algorithm: str = digests.CANONICAL) -> FsBlobWriter:
+        return FsBlobWriter(self, algorithm)
 
     def exists(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
@@ -292,15 +292,19 @@ class FsBlobStore:
         return True
 
     def stored_blobs(self) -> Iterator[StoredBlob]:
-        for prefix, _ in _files(self.root / "sha256", directories=True):
-            for name, _ in _files(self.root / "sha256" / prefix):
-                digest = f"sha256:{name}"
-                if is_sha256(digest) and name[:2] == prefix:
-                    try:
-                        stat = (self.root / "sha256" / prefix / name).stat()
-                    except FileNotFoundError:
-                        continue
-                    yield StoredBlob(digest, stat.st_size, stat.st_mtime)
+        for algorithm in digests.ALGORITHMS:
+            folder = self.root / algorithm
+            if not folder.is_dir():
+                continue
+            for prefix, _ in _files(folder, directories=True):
+                for name, _ in _files(folder / prefix):
+                    digest = f"{algorithm}:{name}"
+                    if is_digest(digest) and name[:2] == prefix:
+                        try:
+                            stat = (folder / prefix / name).stat()
+                        except FileNotFoundError:
+                            continue
+                        yield StoredBlob(digest, stat.st_size, stat.st_mtime)
 
     def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
         # Moved aside first, then judged: the file judged is the file removed, even if the same blob is
@@ -324,7 +328,7 @@ def _is_blob(path: Path, size: int, digest: str) -> bool:
     """Whether the file holds exactly the blob (a failed publish may have left other bytes under its
     name); if so it is touched, so GC spares it while the caller records it."""
     try:
-        if path.stat().st_size != size or _hash_file(path, size) != digest:
+        if path.stat().st_size != size or _hash_file(path, size, digests.algorithm_of(digest)) != digest:
             return False
         os.utime(path)
     except (FileNotFoundError, UploadMissing):
@@ -355,8 +359,8 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _hash_file(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
+def _hash_file(path: Path, size: int, algorithm: str) -> str:
+    digest = Hashes([algorithm])
     with open(path, "rb") as handle:
         remaining = size
         while remaining:
@@ -365,7 +369,7 @@ def _hash_file(path: Path, size: int) -> str:
                 raise UploadMissing(f"{path.name} is shorter than its acknowledged size")
             digest.update(chunk)
             remaining -= len(chunk)
-    return f"sha256:{digest.hexdigest()}"
+    return digest.digest(algorithm)
 
 
 def _datasync_and_close(fd: int) -> None:

@@ -1,7 +1,7 @@
 """Blobs on S3-compatible object storage, through boto3. Nothing keeps a whole layer on local disk.
 
 Layout under the prefix, drawn once here:
-    blobs/sha256/<hex>          a published blob
+    blobs/<algorithm>/<hex>     a published blob (blobs/sha256/..., blobs/sha512/...)
     uploads/<id>/tail           the upload's bytes past its last full part (a few MiB at most)
     uploads/<id>/data           the upload's multipart upload, then (once assembled) its bytes
 A pier upload is one S3 multipart upload with fixed parts of PART bytes: part k always holds bytes
@@ -25,8 +25,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from pier.digests import is_sha256, is_upload_id
-from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing
+from pier import digests
+from pier.digests import Hashes, is_digest, is_upload_id
+from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing, continue_hashes
 
 PART = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -41,9 +42,10 @@ class S3Location:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
 
     def blob(self, digest: str) -> str:
-        if not is_sha256(digest):
-            raise ValueError(f"not a sha256 digest: {digest!r}")
-        return f"{self.prefix}blobs/sha256/{digest[7:]}"
+        if not is_digest(digest):
+            raise ValueError(f"not a digest: {digest!r}")
+        algorithm, hex_digest = digest.split(":", 1)
+        return f"{self.prefix}blobs/{algorithm}/{hex_digest}"
 
     def upload(self, upload_id: str, part: str) -> str:
         if not is_upload_id(upload_id):
@@ -58,10 +60,11 @@ class S3Location:
 class S3BlobWriter:
     """A small blob, written at once on commit (logos; layers arrive as uploads)."""
 
-    def __init__(self, where: S3Location) -> None:
+    def __init__(self, where: S3Location, algorithm: str) -> None:
         self._where = where
         self._buffer = io.BytesIO()
-        self._hash = hashlib.sha256()
+        self._algorithm = algorithm
+        self._hash = Hashes([algorithm])
 
     @property
     def size(self) -> int:
@@ -74,7 +77,7 @@ class S3BlobWriter:
         self._hash.update(data)
 
     def digest(self) -> str:
-        return f"sha256:{self._hash.hexdigest()}"
+        return self._hash.digest(self._algorithm)
 
     def commit(self, expected_digest: str | None = None) -> str:
         digest = self.digest()
@@ -88,7 +91,7 @@ class S3BlobWriter:
 
 
 class S3UploadWriter:
-    def __init__(self, store: S3BlobStore, upload_id: str, offset: int) -> None:
+    def __init__(self, store: S3BlobStore, upload_id: str, offset: int, algorithm: str | None) -> None:
         self._store, self._where, self._id = store, store.where, upload_id
         self._parts = offset // PART  # full parts already in the multipart upload
         tail = store.get_bytes(self._where.upload(upload_id, "tail"))
@@ -96,8 +99,7 @@ class S3UploadWriter:
             raise UploadMissing(upload_id)
         self._tail = bytearray(tail[: offset % PART])
         self._size = offset
-        cached = store.hashes.pop(upload_id, None)
-        self._hash = cached[1] if cached and cached[0] == offset else None
+        self._hash = continue_hashes(store.hashes, upload_id, offset, algorithm)
 
     def write(self, data: bytes) -> None:
         self._tail += data
@@ -161,7 +163,7 @@ class S3BlobStore:
             config=settings.merge(BotoConfig(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=3)),
         )
         self.redirects = redirects
-        self.hashes: dict[str, tuple[int, Any]] = {}  # as in FsBlobStore: an optimisation, never shared
+        self.hashes: dict[str, tuple[int, Hashes]] = {}  # as in FsBlobStore: an optimisation, never shared
 
     # Helpers
 
@@ -219,8 +221,8 @@ class S3BlobStore:
     def free_bytes(self) -> None:
         return None
 
-    def writer(self) -> S3BlobWriter:
-        return S3BlobWriter(self.where)
+    def writer(self, algorithm: str = digests.CANONICAL) -> S3BlobWriter:
+        return S3BlobWriter(self.where, algorithm)
 
     def exists(self, digest: str) -> bool:
         return self._head(self.where.blob(digest)) is not None
@@ -255,12 +257,8 @@ class S3BlobStore:
         """Whether the object holds exactly the blob (a failed publish may have left other bytes under its
         name); if so it is touched (copied onto itself), so GC spares it while the caller records it."""
         w = self.where
-        hashed = hashlib.sha256()
         try:
-            body = w.client.get_object(Bucket=w.bucket, Key=w.blob(digest))["Body"]
-            for chunk in body.iter_chunks(CHUNK):
-                hashed.update(chunk)
-            if f"sha256:{hashed.hexdigest()}" != digest:
+            if self._hash_object(w.blob(digest), digests.algorithm_of(digest)) != digest:
                 return False
             key = {"Bucket": w.bucket, "Key": w.blob(digest)}
             w.client.copy(key, w.bucket, w.blob(digest), ExtraArgs={"MetadataDirective": "REPLACE"})
@@ -284,7 +282,7 @@ class S3BlobStore:
                 upload_id, _, part = key[len(w.prefix + "uploads/") :].partition("/")
                 if key.startswith(w.prefix + "uploads/") and is_upload_id(upload_id) and part == "data":
                     owner: str | None = upload_id
-                elif key.startswith(w.prefix + "blobs/sha256/") and is_sha256(f"sha256:{key.rsplit('/', 1)[1]}"):
+                elif self._digest_of_key(key) is not None:
                     owner = None  # a copy into place (publish_upload) that never finished
                 else:
                     continue
@@ -310,10 +308,28 @@ class S3BlobStore:
         return self._remove_if_older(leftover.name, modified_before)
 
     def stored_blobs(self) -> Iterator[StoredBlob]:
-        for item in self._list(self.where.prefix + "blobs/sha256/"):
-            digest = "sha256:" + item["Key"].rsplit("/", 1)[1]
-            if is_sha256(digest):
-                yield StoredBlob(digest, item["Size"], item["LastModified"].timestamp())
+        for algorithm in digests.ALGORITHMS:
+            for item in self._list(f"{self.where.prefix}blobs/{algorithm}/"):
+                digest = self._digest_of_key(item["Key"])
+                if digest is not None:
+                    yield StoredBlob(digest, item["Size"], item["LastModified"].timestamp())
+
+    def _digest_of_key(self, key: str) -> str | None:
+        """The digest a key under blobs/ names, or None for any other key."""
+        folder, _, name = key.removeprefix(self.where.prefix + "blobs/").partition("/")
+        digest = f"{folder}:{name}"
+        return digest if key.startswith(self.where.prefix + "blobs/") and is_digest(digest) else None
+
+    def _hash_object(self, key: str, algorithm: str) -> str:
+        """The digest of an object's bytes in `algorithm`, read by streaming."""
+        hashed = Hashes([algorithm])
+        body = self.where.client.get_object(Bucket=self.where.bucket, Key=key)["Body"]
+        try:
+            for chunk in body.iter_chunks(CHUNK):
+                hashed.update(chunk)
+        finally:
+            body.close()
+        return hashed.digest(algorithm)
 
     def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
         # Not atomic, as S3 cannot be: safe because the caller holds the blob's row (every publish happens
@@ -332,14 +348,14 @@ class S3BlobStore:
         self.where.client.delete_object(Bucket=self.where.bucket, Key=key)
         return True
 
-    def start_upload(self, upload_id: str) -> None:
+    def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         self.where.put(self.where.upload(upload_id, "tail"), b"")
-        self.hashes[upload_id] = (0, hashlib.sha256())
+        self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
-    def open_upload(self, upload_id: str, offset: int) -> S3UploadWriter:
+    def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> S3UploadWriter:
         if self._head(self.where.upload(upload_id, "data")) is not None:
             raise UploadMissing(upload_id)  # already assembled for completion: it takes no more bytes
-        return S3UploadWriter(self, upload_id, offset)
+        return S3UploadWriter(self, upload_id, offset, algorithm)
 
     def _assemble(self, upload_id: str, size: int) -> None:
         """Turn the parts and the tail into the object uploads/<id>/data (done once; then it is there)."""
@@ -389,15 +405,12 @@ class S3BlobStore:
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
         self._assemble(upload_id, size)
+        algorithm = digests.algorithm_of(expected_digest) if expected_digest else digests.CANONICAL
         cached = self.hashes.get(upload_id)
-        if cached and cached[0] == size:
-            digest = f"sha256:{cached[1].hexdigest()}"
+        if cached and cached[0] == size and cached[1].covers(algorithm):
+            digest = cached[1].digest(algorithm)
         else:  # re-read from S3, streaming: correct whichever processes received the parts
-            hashed = hashlib.sha256()
-            body = w.client.get_object(Bucket=w.bucket, Key=w.upload(upload_id, "data"))["Body"]
-            for chunk in body.iter_chunks(CHUNK):
-                hashed.update(chunk)
-            digest = f"sha256:{hashed.hexdigest()}"
+            digest = self._hash_object(w.upload(upload_id, "data"), algorithm)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
         return digest

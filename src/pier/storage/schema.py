@@ -2,6 +2,7 @@
 
 One MetaData with a naming convention, so constraint names are stable across engines and migrations.
 Timestamps are float seconds since the epoch: what the AWS JSON protocol sends, with no time-zone games.
+Digest columns hold any digest pier supports (pier.digests): up to 135 characters, for sha512.
 """
 
 from sqlalchemy import (
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+DIGEST = 135  # len("sha512:") + 128 hex digits; migration 0003 widened the columns from 80
 
 metadata = MetaData(
     naming_convention={
@@ -44,7 +47,7 @@ repositories = Table(
     Column("usage_text", Text),
     Column("architectures", Text),
     Column("operating_systems", Text),
-    Column("logo_digest", String(80)),
+    Column("logo_digest", String(DIGEST)),
     Column("has_catalog_data", Boolean, nullable=False, default=False),
     Column("last_pushed_at", Float),  # the last image or tag push; the gallery lists newest first
     UniqueConstraint("registry_id", "name"),
@@ -103,7 +106,7 @@ signing_keys = Table(
 blobs = Table(
     "blobs",
     metadata,
-    Column("digest", String(80), primary_key=True),
+    Column("digest", String(DIGEST), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("touched_at", Float, nullable=False, index=True),
@@ -114,7 +117,7 @@ repository_blobs = Table(
     "repository_blobs",
     metadata,
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
-    Column("digest", String(80), ForeignKey("blobs.digest"), primary_key=True),
+    Column("digest", String(DIGEST), ForeignKey("blobs.digest"), primary_key=True),
     Column("media_type", String(255)),
     Column("created_at", Float, nullable=False),
 )
@@ -126,12 +129,12 @@ images = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
-    Column("digest", String(80), nullable=False),
+    Column("digest", String(DIGEST), nullable=False),
     Column("manifest", LargeBinary, nullable=False),
     Column("media_type", String(255), nullable=False),
     Column("artifact_media_type", String(255)),  # the config's media type, or an index's artifactType
     Column("artifact_type", String(255)),  # OCI artifactType (referrers filter on it)
-    Column("subject_digest", String(80)),  # OCI subject: the manifest this one refers to
+    Column("subject_digest", String(DIGEST)),  # OCI subject: the manifest this one refers to
     Column("size", BigInteger, nullable=False),
     Column("pushed_at", Float, nullable=False),
     UniqueConstraint("repository_id", "digest"),
@@ -156,14 +159,14 @@ image_blobs = Table(
     metadata,
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
     # No cascade: the database refuses to delete a blob an image needs, which is what makes GC safe.
-    Column("digest", String(80), ForeignKey("blobs.digest"), primary_key=True, index=True),
+    Column("digest", String(DIGEST), ForeignKey("blobs.digest"), primary_key=True, index=True),
 )
 
 image_children = Table(
     "image_children",
     metadata,
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
-    Column("child_digest", String(80), primary_key=True),
+    Column("child_digest", String(DIGEST), primary_key=True),
 )
 
 # Layer uploads in progress. `size` counts the bytes acknowledged (durable in the blob store).

@@ -10,7 +10,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from pier.core import catalog, readiness
 from pier.core.context import Core
-from pier.digests import is_sha256
+from pier.digests import is_digest
 from pier.web.failures import explain, retry_headers, status_of
 from pier.web.streams import opened
 from pier.web.threads import run_sync
@@ -61,7 +61,7 @@ async def logo(request: Request) -> Response:
     core: Core = request.app.state.core
     digest = request.path_params["digest"]
     try:
-        if not is_sha256(digest) or await run_sync(core.meta.get_blob_size, digest) is None:
+        if not is_digest(digest) or await run_sync(core.meta.get_blob_size, digest) is None:
             return JSONResponse({"message": "no such logo"}, 404)
         head = b"".join(await run_sync(lambda: list(core.blobs.read(digest, 0, 16))))
     except Exception as raised:
