@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -21,34 +20,13 @@ import pytest
 from tests.api.test_catalog import tiny_png
 from tests.conftest import OTHER, OWNER
 from tests.images import config, image_manifest
+from tests.jssdk import installed_js_sdk
 from tests.server import Account, PierServer
-
-JS = Path(__file__).resolve().parents[1] / "js"
-PACKAGE = "@aws-sdk/client-ecr-public"
-NETWORK_ERRORS = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "network")
 
 
 @pytest.fixture(scope="session")
 def js_sdk() -> Path:
-    """tests/js with the SDK installed; skips when node or npm is missing or the npm registry is unreachable."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the JavaScript SDK's tests")
-    wanted = json.loads((JS / "package.json").read_text())["dependencies"][PACKAGE]
-    installed = JS / "node_modules" / PACKAGE / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
-        done = subprocess.run(
-            ["npm", "install", "--prefix", str(JS), "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            output = done.stdout + done.stderr
-            if any(error in output for error in NETWORK_ERRORS):
-                pytest.skip(f"npm could not reach its registry to install {PACKAGE}:\n{output[-2000:]}")
-            raise AssertionError(f"npm install {PACKAGE} failed:\n{output}")
-    return JS
+    return installed_js_sdk()
 
 
 def run_js(js: Path, server: PierServer, calls: list[dict[str, Any]], account: Account = OWNER) -> list[dict[str, Any]]:

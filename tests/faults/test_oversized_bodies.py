@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import socket
 import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import OWNER, client
 from tests.faults.helpers import MIB, client_error, layer_part, login, show, v2
 from tests.images import OCI_MANIFEST
+from tests.jssdk import installed_js_sdk
 from tests.server import PierServer
 from tests.signing import CONTENT_TYPE, TARGET, signed_headers
 
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.faults
 API_LIMIT = 28 * MIB
 # MiB of layer in one UploadLayerPart: ~30 MiB of JSON once base64 encoded, over the limit and under twice it.
 OVERSIZED_PART = 22.5
-JS = Path(__file__).parent / "js"
 
 
 def counted(body: bytes, sent: list[int], piece: int = MIB) -> Iterator[bytes]:
@@ -164,25 +162,8 @@ class CountingRelay:
                 sock.close()
 
 
-def node_sdk() -> Path:
-    """tests/faults/js with @aws-sdk/client-ecr-public installed (npm, once), or skip."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed for the AWS SDK for JavaScript test")
-    if not (JS / "node_modules" / "@aws-sdk" / "client-ecr-public").is_dir():
-        install = ["npm", "ci"] if (JS / "package-lock.json").exists() else ["npm", "install"]
-        try:
-            done = subprocess.run(
-                [*install, "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True, timeout=600, check=False
-            )
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm could not install @aws-sdk/client-ecr-public within 10 minutes")
-        if done.returncode != 0:
-            pytest.skip(f"npm could not install @aws-sdk/client-ecr-public: {done.stderr.strip()[-300:]}")
-    return JS
-
-
 def test_the_javascript_sdk_sees_the_413_and_sends_the_body_once(server: PierServer) -> None:
-    js = node_sdk()
+    js = installed_js_sdk()
     relay = CountingRelay(server.port)
     try:
         done = subprocess.run(
