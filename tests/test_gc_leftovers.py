@@ -81,8 +81,9 @@ class Planter:
         return bool(self.client.list_objects_v2(Bucket=BUCKET, Prefix=name).get("KeyCount"))
 
     def upload_path(self, upload_id: str) -> str:
-        """The name of a live upload's bytes (the part every upload has)."""
-        return f"{self.prefix}uploads/{upload_id}/tail" if self.s3 else f"uploads/{upload_id}"
+        """The name of a live upload's bytes (on S3, its tail after no full part: these uploads are smaller
+        than one 8 MiB part)."""
+        return f"{self.prefix}uploads/{upload_id}/tail-0" if self.s3 else f"uploads/{upload_id}"
 
     def remove(self, name: str) -> None:
         if self.s3:

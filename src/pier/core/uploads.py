@@ -21,7 +21,7 @@ from pier.core.access import find_repository
 from pier.core.accounts import Account
 from pier.core.blobs import check_digest
 from pier.core.context import Core
-from pier.storage.blobs import DigestMismatch, UploadMissing, UploadWriter
+from pier.storage.blobs import DigestMismatch, UploadBusy, UploadMissing, UploadWriter
 from pier.storage.metadata import RepositoryRow, UploadRow
 
 
@@ -79,18 +79,29 @@ class Append:
         self._core, self._repository, self._expected = core, repository, expected_length
         self._steps = threading.Lock()
         self._writer: UploadWriter | None = None
-        _take(core, repository, upload_id)
+        self.upload_id = upload_id
+        self._stored = _hold(core, repository, upload_id)
+        self._held = True
         try:
+            # Read while holding the upload: no other process moves it meanwhile, so writing starts from
+            # what is acknowledged now, never from a stale size.
             self.upload = find(core, repository, upload_id)
             if offset is not None and offset != self.upload.size:
                 raise _out_of_order(repository, self.upload, offset)
+            algorithm = digests.algorithm_of(digest) if digest is not None else None
+            if not self._stored:
+                if self.upload.size:
+                    raise errors.UploadNotFound(upload_id)  # acknowledged bytes the store no longer has
+                # Nothing acknowledged yet, and the machine stopped before its empty file reached the disk.
+                core.blobs.start_upload(upload_id, algorithm)
+                core.blobs.acquire_upload(upload_id)
+                self._stored = True
             try:
-                algorithm = digests.algorithm_of(digest) if digest is not None else None
                 self._writer = core.blobs.open_upload(upload_id, self.upload.size, algorithm)
             except UploadMissing:
                 raise errors.UploadNotFound(upload_id) from None
         except BaseException:
-            core.locks.release(upload_id)
+            self._release()
             raise
         self.size = self.upload.size
 
@@ -115,7 +126,7 @@ class Append:
             try:
                 _record(self._core, self._repository, self.upload, new_size)
             finally:
-                self._core.locks.release(self.upload.id)
+                self._release()
             return new_size
 
     def acknowledge_and_finish(self, digest: str) -> bool:
@@ -136,7 +147,7 @@ class Append:
                         _record(self._core, self._repository, self.upload, new_size)
                     raise
             finally:
-                self._core.locks.release(self.upload.id)
+                self._release()
 
     def abort(self) -> None:
         """Keep nothing of this request (the upload stays as last acknowledged). Safe to call twice."""
@@ -158,7 +169,7 @@ class Append:
         try:
             return writer.close()
         except BaseException:
-            self._core.locks.release(self.upload.id)
+            self._release()
             raise
 
     def _stop(self, how: Callable[[], None]) -> None:
@@ -166,7 +177,13 @@ class Append:
         try:
             how()
         finally:
-            self._core.locks.release(self.upload.id)
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of the upload, in the store and in this process (once, whichever step ends the request)."""
+        if self._held:
+            self._held = False
+            _let_go(self._core, self.upload_id, self._stored)
 
 
 def append(
@@ -186,16 +203,42 @@ def append(
     return appending.acknowledge()
 
 
-def _take(core: Core, repository: RepositoryRow, upload_id: str) -> None:
+def _hold(core: Core, repository: RepositoryRow, upload_id: str) -> bool:
+    """Hold the upload in this process and in the store, never waiting: another request writing to it (here
+    or in another process) means this one is refused at once. Whether the store has its bytes at all
+    (False: it was published, or lost in a crash; only finishing or starting it again can tell)."""
     if not core.locks.try_acquire(upload_id):
-        upload = find(core, repository, upload_id)
-        raise errors.InvalidLayerPart(
-            repository.registry_id,
-            repository.name,
-            upload_id,
-            max(upload.size - 1, 0),
-            "Another request is writing to this upload; send the next part once it has been answered",
-        )
+        raise _busy(core, repository, upload_id)
+    try:
+        core.blobs.acquire_upload(upload_id)
+    except UploadMissing:
+        return False
+    except UploadBusy:
+        core.locks.release(upload_id)
+        raise _busy(core, repository, upload_id) from None
+    except BaseException:
+        core.locks.release(upload_id)
+        raise
+    return True
+
+
+def _let_go(core: Core, upload_id: str, stored: bool) -> None:
+    try:
+        if stored:
+            core.blobs.release_upload(upload_id)
+    finally:
+        core.locks.release(upload_id)
+
+
+def _busy(core: Core, repository: RepositoryRow, upload_id: str) -> errors.InvalidLayerPart:
+    upload = find(core, repository, upload_id)
+    return errors.InvalidLayerPart(
+        repository.registry_id,
+        repository.name,
+        upload_id,
+        max(upload.size - 1, 0),
+        "Another request is writing to this upload; send the next part once it has been answered",
+    )
 
 
 def _out_of_order(repository: RepositoryRow, upload: UploadRow, offset: int) -> errors.InvalidLayerPart:
@@ -232,11 +275,11 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
 
     ecr_rules adds ECR's checks on parts and duplicates (the OCI API has neither).
     """
-    _take(core, repository, upload_id)
+    stored = _hold(core, repository, upload_id)
     try:
         return _finish(core, repository, find(core, repository, upload_id), digest, ecr_rules=ecr_rules)
     finally:
-        core.locks.release(upload_id)
+        _let_go(core, upload_id, stored)
 
 
 def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: str, *, ecr_rules: bool) -> bool:

@@ -34,6 +34,10 @@ class UploadMissing(Exception):
     """The store holds no bytes for this upload (cancelled, finished, or never started)."""
 
 
+class UploadBusy(Exception):
+    """Another process is writing to or finishing this upload."""
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     """A blob's bytes as the store lists them, recorded in the metadata store or not."""
@@ -103,17 +107,31 @@ class BlobStore(Protocol):
     def delete(self, digest: str) -> None: ...
 
     # Resumable uploads: bytes arrive in parts, possibly in several processes, across restarts.
+    #
+    # A request that writes to or finishes an upload holds it (acquire_upload ... release_upload) from
+    # before it reads the upload's acknowledged size until after it has recorded the new one, so no two
+    # processes ever write one upload at once, and a writer never starts from a size that was stale. In
+    # one process the core lets one request at a time hold an upload; holding is counted, so that request
+    # may acquire it again (to finish what it wrote).
+
+    def acquire_upload(self, upload_id: str) -> None:
+        """Hold the upload; UploadBusy (at once, never waiting) if another process holds it, UploadMissing
+        if it is gone."""
+
+    def release_upload(self, upload_id: str) -> None: ...
 
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         """A new upload, whose blob will be named in `algorithm` (None: not known yet)."""
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> UploadWriter:
-        """Append from `offset` (the acknowledged size; anything past it is dropped). UploadMissing if gone.
-        `algorithm`: the blob's, when this request tells it (hashing in the others stops)."""
+        """Append from `offset` (the acknowledged size, read while holding the upload; anything past it is
+        dropped). UploadMissing if gone. `algorithm`: the blob's, when this request tells it (hashing in
+        the others stops)."""
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
         """The digest of the upload's first `size` bytes (in the expected digest's algorithm; sha256 when
-        None), now durable; DigestMismatch (upload kept) if not the expected one.
+        None), now durable; DigestMismatch (upload kept) if not the expected one. The caller holds the
+        upload until it has published it (or given up).
 
         After a crash between publishing and forgetting an upload, the expected blob counts as verified."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import threading
@@ -31,7 +32,14 @@ from pathlib import Path
 
 from pier import digests
 from pier.digests import Hashes, is_digest, is_upload_id
-from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing, continue_hashes
+from pier.storage.blobs import (
+    DigestMismatch,
+    StoredBlob,
+    UploadBusy,
+    UploadLeftover,
+    UploadMissing,
+    continue_hashes,
+)
 
 CHUNK = 1024 * 1024
 FLUSH_EVERY = 32 * 1024 * 1024  # bytes an upload writes before writeback is started beside it
@@ -84,46 +92,35 @@ class FsBlobWriter:
 
 
 class FsUploadWriter:
+    """Writes after the acknowledged bytes through the descriptor the store holds the upload by (its lock)."""
+
     def __init__(self, store: FsBlobStore, upload_id: str, offset: int, algorithm: str | None) -> None:
         self._store = store
         self._upload_id = upload_id
-        path = store.upload_path(upload_id)
-        if offset == 0:
-            path.touch()  # nothing acknowledged yet: (re)create it, e.g. after a crash right after start
-        try:
-            self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed by close/abort
-        except FileNotFoundError:
-            raise UploadMissing(upload_id) from None
-        if os.fstat(self._file.fileno()).st_size < offset:
+        self._fd = store.held_descriptor(upload_id)
+        if os.fstat(self._fd).st_size < offset:
             # The machine stopped before acknowledged bytes reached the disk: they are gone, and so is the upload.
-            self._file.close()
             raise UploadMissing(upload_id)
-        self._file.truncate(offset)
-        self._file.seek(offset)
+        os.ftruncate(self._fd, offset)  # what a request before wrote and never acknowledged
         self._offset = self._size = offset
         # Continue the running hashes if this process has them at this offset; else finish re-reads the file.
         self._hash = continue_hashes(store.hashes, upload_id, offset, algorithm)
 
     def write(self, data: bytes) -> None:
-        write_all(self._file.fileno(), data)  # raises on a full disk: nothing is counted that is not in the file
+        write_all(self._fd, data, self._size)  # raises on a full disk: nothing is counted that is not in the file
         if self._hash is not None:
             self._hash.update(data)
         self._size += len(data)
-        self._store.writeback.wrote(self._upload_id, self._file.fileno(), len(data))
+        self._store.writeback.wrote(self._upload_id, self._fd, len(data))
 
     def close(self) -> int:
-        self._file.close()
         if self._hash is not None:
             self._store.hashes[self._upload_id] = (self._size, self._hash)
         return self._size
 
     def abort(self) -> None:
-        try:
-            self._file.truncate(self._offset)  # give back the room (a full disk must not stay full of them)
-        except OSError:
-            pass  # the next open_upload truncates anyway
-        finally:
-            self._file.close()
+        with contextlib.suppress(OSError):  # the next open_upload truncates anyway
+            os.ftruncate(self._fd, self._offset)  # give back the room (a full disk must not stay full of them)
 
 
 class Writeback:
@@ -136,21 +133,33 @@ class Writeback:
     def __init__(self) -> None:
         self._unflushed: dict[str, int] = {}
         self._running: dict[str, threading.Thread] = {}
+        # A failed flush consumes the error (the kernel reports it once), so it is kept here for the final
+        # sync to find: bytes that may not have reached the disk are never published.
+        self.failed: dict[str, OSError] = {}
 
     def wrote(self, upload_id: str, fd: int, count: int) -> None:
         unflushed = self._unflushed.get(upload_id, 0) + count
         running = self._running.get(upload_id)
         if unflushed >= FLUSH_EVERY and not (running and running.is_alive()):
             unflushed = 0
-            # Its own descriptor, so the writer may close its file while the flush runs.
-            thread = threading.Thread(target=_datasync_and_close, args=(os.dup(fd),), daemon=True)
+            # Its own descriptor, so the store may close its own while the flush runs.
+            thread = threading.Thread(target=self._flush, args=(upload_id, os.dup(fd)), daemon=True)
             self._running[upload_id] = thread
             thread.start()
         self._unflushed[upload_id] = unflushed
 
+    def _flush(self, upload_id: str, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError as error:
+            self.failed[upload_id] = error
+        finally:
+            os.close(fd)
+
     def forget(self, upload_id: str) -> None:
         self._unflushed.pop(upload_id, None)
         self._running.pop(upload_id, None)
+        self.failed.pop(upload_id, None)
 
 
 class FsBlobStore:
@@ -163,6 +172,9 @@ class FsBlobStore:
         # upload id -> (size hashed, running hashes). Only an optimisation: lost on restart, never shared.
         self.hashes: dict[str, tuple[int, Hashes]] = {}
         self.writeback = Writeback()
+        # upload id -> (descriptor holding its flock, how many times this process acquired it)
+        self._held: dict[str, tuple[int, int]] = {}
+        self._holding = threading.Lock()
 
     def ping(self) -> None:
         probe = self.tmp_dir / f"ping-{secrets.token_hex(8)}"
@@ -182,6 +194,51 @@ class FsBlobStore:
             raise ValueError(f"not an upload id: {upload_id!r}")
         return self.uploads_dir / upload_id
 
+    def acquire_upload(self, upload_id: str) -> None:
+        """An exclusive flock on the upload's file, taken without waiting, so two processes (pier serve
+        --workers, or several pier processes on one disk) never write or finish one upload at once."""
+        path = self.upload_path(upload_id)
+        with self._holding:
+            held = self._held.get(upload_id)
+            if held is not None:
+                self._held[upload_id] = (held[0], held[1] + 1)
+                return
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise UploadMissing(upload_id) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Still the upload's file? One finished (renamed into place) or cancelled meanwhile is not.
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                    raise UploadMissing(upload_id)
+            except BlockingIOError:
+                os.close(fd)
+                raise UploadBusy(upload_id) from None
+            except FileNotFoundError:
+                os.close(fd)
+                raise UploadMissing(upload_id) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._held[upload_id] = (fd, 1)
+
+    def release_upload(self, upload_id: str) -> None:
+        with self._holding:
+            fd, count = self._held[upload_id]
+            if count > 1:
+                self._held[upload_id] = (fd, count - 1)
+                return
+            del self._held[upload_id]
+        os.close(fd)  # and with it the flock
+
+    def held_descriptor(self, upload_id: str) -> int:
+        with self._holding:
+            held = self._held.get(upload_id)
+        if held is None:  # its file came back after acquire_upload found it gone: not ours to touch
+            raise UploadMissing(upload_id)
+        return held[0]
+
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
         # No fsync: an empty upload lost in a crash loses nothing, and open_upload makes it again.
         self.upload_path(upload_id).touch(exist_ok=False)
@@ -197,6 +254,10 @@ class FsBlobStore:
             if expected_digest and published and _is_blob(published, size, expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
+        fd = self.held_descriptor(upload_id)
+        on_disk = os.fstat(fd).st_size
+        if on_disk < size:  # acknowledged bytes are missing (the machine stopped): never pad them
+            raise UploadMissing(f"{upload_id} holds {on_disk} of its {size} acknowledged bytes")
         algorithm = digests.algorithm_of(expected_digest) if expected_digest else digests.CANONICAL
         cached = self.hashes.get(upload_id)
         if cached and cached[0] == size and cached[1].covers(algorithm):
@@ -205,13 +266,16 @@ class FsBlobStore:
             digest = _hash_file(path, size, algorithm)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
-        with open(path, "r+b") as handle:
-            on_disk = os.fstat(handle.fileno()).st_size
-            if on_disk < size:  # acknowledged bytes are missing (the machine stopped): never pad them
-                raise UploadMissing(f"{upload_id} holds {on_disk} of its {size} acknowledged bytes")
-            if on_disk > size:  # a tail written but never acknowledged: drop it
-                handle.truncate(size)
-            os.fsync(handle.fileno())  # the one sync of the upload's bytes, before they may be published
+        if on_disk > size:  # a tail written but never acknowledged: drop it
+            os.ftruncate(fd, size)
+        try:
+            if failed := self.writeback.failed.get(upload_id):
+                raise failed
+            os.fsync(fd)  # the one sync of the upload's bytes, before they may be published
+        except OSError:
+            # The kernel may have dropped bytes it could not write: this upload can no longer be trusted.
+            self.cancel_upload(upload_id)
+            raise
         return digest
 
     def publish_upload(self, upload_id: str, size: int, digest: str) -> None:
@@ -347,13 +411,17 @@ def _files(folder: Path, directories: bool = False) -> Iterator[tuple[str, float
                 continue
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte of data, or raise. os.write (and an unbuffered file's write) may store fewer bytes
-    than given (a disk that fills up mid-write), which is not an error in Python: the rest is written by
-    the next call, which then fails with ENOSPC if there is no room at all."""
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """Write every byte of data (at `offset`, or where the file stands), or raise. os.write may store fewer
+    bytes than given (a disk that fills up mid-write), which is not an error in Python: the rest is written
+    by the next call, which then fails with ENOSPC if there is no room at all."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        if offset is None:
+            written = os.write(fd, view)
+        else:
+            written = os.pwrite(fd, view, offset)
+            offset += written
         if written <= 0:
             raise OSError(errno.ENOSPC, "no room for the bytes written")
         view = view[written:]
@@ -370,13 +438,6 @@ def _hash_file(path: Path, size: int, algorithm: str) -> str:
             digest.update(chunk)
             remaining -= len(chunk)
     return digest.digest(algorithm)
-
-
-def _datasync_and_close(fd: int) -> None:
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Layout under the prefix, drawn once here:
     blobs/<algorithm>/<hex>     a published blob (blobs/sha256/..., blobs/sha512/...)
-    uploads/<id>/tail           the upload's bytes past its last full part (a few MiB at most)
+    uploads/<id>/tail-<k>       the upload's bytes past its k full parts (a few MiB at most); one per k,
+                                so a request that wrote past a part boundary and was never acknowledged
+                                leaves the acknowledged tail as it was
     uploads/<id>/data           the upload's multipart upload, then (once assembled) its bytes
 A pier upload is one S3 multipart upload with fixed parts of PART bytes: part k always holds bytes
 [(k-1)*PART, k*PART), so a part re-sent after a crash simply replaces itself, and S3's rules (at least
@@ -94,7 +96,7 @@ class S3UploadWriter:
     def __init__(self, store: S3BlobStore, upload_id: str, offset: int, algorithm: str | None) -> None:
         self._store, self._where, self._id = store, store.where, upload_id
         self._parts = offset // PART  # full parts already in the multipart upload
-        tail = store.get_bytes(self._where.upload(upload_id, "tail"))
+        tail = store.tail(upload_id, self._parts)
         if tail is None or len(tail) < offset % PART:
             raise UploadMissing(upload_id)
         self._tail = bytearray(tail[: offset % PART])
@@ -112,13 +114,15 @@ class S3UploadWriter:
             del self._tail[:PART]
 
     def close(self) -> int:
-        self._where.put(self._where.upload(self._id, "tail"), bytes(self._tail))
+        tail = bytes(self._tail)
+        self._where.put(self._where.upload(self._id, f"tail-{self._parts}"), tail)
         if self._hash is not None:
             self._store.hashes[self._id] = (self._size, self._hash)
+            self._store.sent_tails[self._id] = (self._size, _md5_hex(tail))
         return self._size
 
     def abort(self) -> None:
-        pass  # parts past the acknowledged size are replaced when those bytes come again
+        pass  # parts and tails past the acknowledged size are replaced when those bytes come again
 
 
 class S3BlobStore:
@@ -164,6 +168,11 @@ class S3BlobStore:
         )
         self.redirects = redirects
         self.hashes: dict[str, tuple[int, Hashes]] = {}  # as in FsBlobStore: an optimisation, never shared
+        # What this process sent, so a running hash is trusted only where S3 holds those very bytes (another
+        # process that started from a stale size may have replaced a part): upload id -> part number -> MD5,
+        # and upload id -> (size, MD5 of the tail at that size).
+        self.sent_parts: dict[str, dict[int, str]] = {}
+        self.sent_tails: dict[str, tuple[int, str]] = {}
 
     # Helpers
 
@@ -198,14 +207,24 @@ class S3BlobStore:
     def put_part(self, upload_id: str, number: int, data: bytes) -> None:
         w = self.where
         multipart = self._multipart(upload_id, create=True)
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
         w.client.upload_part(
             Bucket=w.bucket,
             Key=w.upload(upload_id, "data"),
             UploadId=multipart,
             PartNumber=number,
             Body=data,
-            ContentMD5=_md5(data),  # S3 refuses a part whose bytes arrived other than sent
+            ContentMD5=base64.b64encode(md5).decode(),  # S3 refuses a part whose bytes arrived other than sent
         )
+        self.sent_parts.setdefault(upload_id, {})[number] = md5.hex()
+
+    def tail(self, upload_id: str, parts: int) -> bytes | None:
+        """The tail kept after `parts` full parts (an upload begun before tails were numbered has one)."""
+        found = self.get_bytes(self.where.upload(upload_id, f"tail-{parts}"))
+        return found if found is not None else self.get_bytes(self.where.upload(upload_id, "tail"))
+
+    def _tails(self, upload_id: str) -> list[str]:
+        return [item["Key"] for item in self._list(self.where.upload(upload_id, "tail"))]
 
     # BlobStore
 
@@ -274,7 +293,8 @@ class S3BlobStore:
         w = self.where
         for item in self._list(w.prefix + "uploads/"):
             upload_id, _, part = item["Key"][len(w.prefix + "uploads/") :].partition("/")
-            if is_upload_id(upload_id) and part in ("tail", "data"):  # other names are not ours to judge
+            # other names are not ours to judge
+            if is_upload_id(upload_id) and (part in ("tail", "data") or _numbered_tail(part)):
                 yield UploadLeftover(item["Key"], upload_id, item["LastModified"].timestamp())
         for page in w.client.get_paginator("list_multipart_uploads").paginate(Bucket=w.bucket, Prefix=w.prefix):
             for upload in page.get("Uploads", []):
@@ -348,8 +368,16 @@ class S3BlobStore:
         self.where.client.delete_object(Bucket=self.where.bucket, Key=key)
         return True
 
+    def acquire_upload(self, upload_id: str) -> None:
+        """S3 has no lock to take: a writer that started from a stale size can only replace parts with other
+        bytes, which verify_upload notices (it trusts a running hash only where every part's checksum is
+        the one this process sent)."""
+
+    def release_upload(self, upload_id: str) -> None:
+        pass
+
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
-        self.where.put(self.where.upload(upload_id, "tail"), b"")
+        self.where.put(self.where.upload(upload_id, "tail-0"), b"")
         self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> S3UploadWriter:
@@ -357,38 +385,42 @@ class S3BlobStore:
             raise UploadMissing(upload_id)  # already assembled for completion: it takes no more bytes
         return S3UploadWriter(self, upload_id, offset, algorithm)
 
-    def _assemble(self, upload_id: str, size: int) -> None:
-        """Turn the parts and the tail into the object uploads/<id>/data (done once; then it is there)."""
+    def _assemble(self, upload_id: str, size: int) -> bool:
+        """Turn the parts and the tail into the object uploads/<id>/data (done once; then it is there).
+        Whether S3 holds, in every part, exactly the bytes this process sent (so a running hash of them
+        can be trusted); False when another process sent some, or the upload was assembled before."""
         w = self.where
         data_key = w.upload(upload_id, "data")
         if self._head(data_key) is not None:
-            return
-        tail = self.get_bytes(w.upload(upload_id, "tail"))
+            return False
         parts = size // PART
+        tail = self.tail(upload_id, parts)
         if tail is None or len(tail) < size % PART:
             raise UploadMissing(upload_id)
         tail = tail[: size % PART]
+        trusted = self.sent_tails.get(upload_id) == (size, _md5_hex(tail))
         multipart = self._multipart(upload_id, create=False)
         if parts == 0:
             w.put(data_key, tail)
             if multipart:
                 w.client.abort_multipart_upload(Bucket=w.bucket, Key=data_key, UploadId=multipart)
-            return
+            return trusted
         if multipart is None:
             raise UploadMissing(upload_id)
         if tail:
             self.put_part(upload_id, parts + 1, tail)
         listed = w.client.list_parts(Bucket=w.bucket, Key=data_key, UploadId=multipart, MaxParts=10_000)
         wanted = parts + (1 if tail else 0)
-        chosen = [
-            {"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
-            for p in listed.get("Parts", [])
-            if p["PartNumber"] <= wanted
-        ]
+        chosen = [p for p in listed.get("Parts", []) if p["PartNumber"] <= wanted]
         if len(chosen) != wanted:
             raise UploadMissing(upload_id)
+        sent = self.sent_parts.get(upload_id, {})
+        trusted = trusted and all(str(p["ETag"]).strip('"') == sent.get(p["PartNumber"]) for p in chosen)
         w.client.complete_multipart_upload(
-            Bucket=w.bucket, Key=data_key, UploadId=multipart, MultipartUpload={"Parts": chosen}
+            Bucket=w.bucket,
+            Key=data_key,
+            UploadId=multipart,
+            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in chosen]},
         )
         assembled = self._head(data_key)
         if assembled is None or assembled["ContentLength"] != size:
@@ -396,20 +428,21 @@ class S3BlobStore:
             raise UploadMissing(
                 f"{upload_id} assembled to {assembled and assembled['ContentLength']} bytes, not {size}"
             )
+        return trusted
 
     def verify_upload(self, upload_id: str, size: int, expected_digest: str | None) -> str:
         w = self.where
-        if self._head(w.upload(upload_id, "tail")) is None:
+        if not self._tails(upload_id):
             head = self._head(w.blob(expected_digest)) if expected_digest else None
             if expected_digest and head and head["ContentLength"] == size and self._is_blob(expected_digest):
                 return expected_digest  # published before a crash; only forgetting the upload was left
             raise UploadMissing(upload_id)
-        self._assemble(upload_id, size)
+        trusted = self._assemble(upload_id, size)
         algorithm = digests.algorithm_of(expected_digest) if expected_digest else digests.CANONICAL
         cached = self.hashes.get(upload_id)
-        if cached and cached[0] == size and cached[1].covers(algorithm):
+        if trusted and cached and cached[0] == size and cached[1].covers(algorithm):
             digest = cached[1].digest(algorithm)
-        else:  # re-read from S3, streaming: correct whichever processes received the parts
+        else:  # re-read from S3, streaming: correct whichever processes sent the parts
             digest = self._hash_object(w.upload(upload_id, "data"), algorithm)
         if expected_digest is not None and expected_digest != digest:
             raise DigestMismatch(expected_digest, digest)
@@ -437,10 +470,14 @@ class S3BlobStore:
 
     def _forget(self, upload_id: str) -> None:
         w = self.where
-        w.client.delete_objects(
-            Bucket=w.bucket,
-            Delete={"Objects": [{"Key": w.upload(upload_id, "tail")}, {"Key": w.upload(upload_id, "data")}]},
-        )
+        self.sent_parts.pop(upload_id, None)
+        self.sent_tails.pop(upload_id, None)
+        keys = [*self._tails(upload_id), w.upload(upload_id, "data")]
+        w.client.delete_objects(Bucket=w.bucket, Delete={"Objects": [{"Key": key} for key in keys]})
+
+
+def _md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _md5(data: bytes) -> str:
@@ -449,3 +486,7 @@ def _md5(data: bytes) -> str:
 
 def _missing(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
+
+
+def _numbered_tail(name: str) -> bool:
+    return name.startswith("tail-") and name[5:].isdigit()
