@@ -1,0 +1,209 @@
+"""Small requests, where registries spend their life: manifest reads, tokens, DescribeImages pages.
+
+    python bench/small.py [--seconds 10] [--connections 64] [--skip-distribution] [--workers auto 1]
+
+Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto` is what a
+plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each, and measures with
+64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time when the answer
+announces a body):
+  anonymous manifest GET by tag, by digest, and HEAD by tag, each with a valid anonymous bearer token
+  and the Accept lines docker sends;  GET /token for an anonymous pull token;
+  pier only: a signed DescribeImages page of 100 images;
+with requests/s, p50 and p99, and the peak resident memory of each server's process tree. Prints a
+table, and the ratio of each pier figure to distribution's. bench/run.py includes these workloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from client import Connection
+from run import NAME, Distribution, PeakMemory, Pier, Registry, fill_images, install, signed_script
+
+HERE = Path(__file__).resolve().parent
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
+)
+SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def push_small_image(registry: Registry) -> str:
+    """One config and one small layer, a manifest tagged `latest`; its digest."""
+    connection = Connection(registry.host, registry.port)
+    layer, config = b"x" * 1024, json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    digests = {}
+    for name, data in (("layer", layer), ("config", config)):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        reply = connection.request("POST", f"/v2/{NAME}/blobs/uploads/", registry.auth)
+        location = "/" + reply.headers["location"].split("://", 1)[-1].split("/", 1)[1]
+        separator = "&" if "?" in location else "?"
+        reply = connection.request("PUT", f"{location}{separator}digest={digest}", registry.auth, body=data)
+        assert reply.status == 201, (registry.name, reply.status)
+        digests[name] = digest
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digests["config"],
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": digests["layer"],
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    headers = {**registry.auth, "Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    reply = connection.request("PUT", f"/v2/{NAME}/manifests/latest", headers, body=manifest)
+    assert reply.status == 201, (registry.name, reply.status)
+    connection.close()
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def anonymous_token(registry: Registry) -> str | None:
+    """A bearer token for an anonymous pull (pier's /token); None where the registry needs none."""
+    if not isinstance(registry, Pier):
+        return None
+    path = f"/token?service=127.0.0.1:{registry.port}&scope=repository:{NAME}:pull"
+    reply = Connection(registry.host, registry.port).request("GET", path, keep_body=True)
+    return str(json.loads(reply.body)["token"])
+
+
+def lua_headers(path: Path, headers: dict[str, str]) -> Path:
+    path.write_text("".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items()))
+    return path
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
+    if not shutil.which("wrk"):
+        install("wrk")
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["-s", str(script)] if script else []
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    found = {q: re.search(rf"{q}%\s+([\d.]+)(\w+)", out) for q in ("50", "99")}
+    requests = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {
+        "rps": float(requests[1]) if requests else 0.0,
+        "p50": float(found["50"][1]) * SCALE[found["50"][2]] if found["50"] else 0.0,
+        "p99": float(found["99"][1]) * SCALE[found["99"][2]] if found["99"] else 0.0,
+        "errors": float(errors[1]) if errors else 0.0,
+    }
+
+
+def ab_head(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, float]:
+    """HEAD requests with ApacheBench (keep-alive), which reads a HEAD answer without waiting for a body."""
+    if not shutil.which("ab"):
+        install("apache2-utils")
+    command = ["ab", "-i", "-k", "-q", "-c", str(connections), "-t", str(seconds), "-n", "10000000"]
+    for key, value in headers.items():
+        command += ["-H", f"{key}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=False).stdout
+    requests = re.search(r"Requests per second:\s+([\d.]+)", out)
+    failed = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    p50, p99 = re.search(r"\s50%\s+(\d+)", out), re.search(r"\s99%\s+(\d+)", out)
+    return {
+        "rps": float(requests[1]) if requests else 0.0,
+        "p50": float(p50[1]) if p50 else 0.0,  # ab reports whole milliseconds
+        "p99": float(p99[1]) if p99 else 0.0,
+        "errors": float(failed[1]) if failed else 0.0,
+    }
+
+
+def measure(registry: Registry, root: Path, seconds: int, connections: int) -> dict[str, dict[str, float]]:
+    digest = push_small_image(registry)
+    headers = {"Accept": MANIFEST_TYPES}
+    token = anonymous_token(registry)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    script = lua_headers(root / f"{registry.name}-manifest.lua", headers)
+    base = f"{registry.url}/v2/{NAME}/manifests"
+    results: dict[str, dict[str, float]] = {}
+    with PeakMemory(registry.pid()) as memory:
+        results["manifest GET by tag"] = wrk(f"{base}/latest", connections, seconds, script)
+        results["manifest GET by digest"] = wrk(f"{base}/{digest}", connections, seconds, script)
+        results["manifest HEAD by tag"] = ab_head(f"{base}/latest", connections, seconds, headers)
+        if isinstance(registry, Pier):
+            token_url = f"{registry.url}/token?service=127.0.0.1:{registry.port}&scope=repository:{NAME}:pull"
+            results["GET /token (anonymous)"] = wrk(token_url, connections, seconds)
+            fill_images(registry, "pages", 1000)
+            page = signed_script(
+                registry, "DescribeImages", {"repositoryName": "pages", "maxResults": 100}, root / "pages.lua"
+            )
+            results["signed DescribeImages page of 100"] = wrk(registry.url + "/", connections, seconds, page)
+    results["peak RSS of the process tree (MiB)"] = {"value": memory.peak}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", nargs="*", default=["auto", "1"], help="pier --workers values to measure")
+    parser.add_argument("--skip-distribution", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        if not args.skip_distribution:
+            distribution = Distribution(root)
+            try:
+                table["distribution"] = measure(distribution, root, args.seconds, args.connections)
+            finally:
+                distribution.stop()
+        for workers in args.workers:
+            pier = Pier(root, workers)  # type: ignore[arg-type]
+            try:
+                table[f"pier --workers {workers}"] = measure(pier, root, args.seconds, args.connections)
+            finally:
+                pier.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(report(table))
+
+
+def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    dist = table.get("distribution", {})
+    lines = [
+        "| workload | server | req/s | p50 ms | p99 ms | errors | req/s vs dist | p99 vs dist |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    workloads = {w for results in table.values() for w in results if "RSS" not in w}
+    for workload in sorted(workloads):
+        for server, results in table.items():
+            figure = results.get(workload)
+            if figure is None:
+                continue
+            theirs: Any = dist.get(workload) if server != "distribution" else None
+            speed = f"{figure['rps'] / theirs['rps']:.2f}x" if theirs and theirs["rps"] else ""
+            tail = f"{figure['p99'] / theirs['p99']:.2f}x" if theirs and theirs["p99"] else ""
+            lines.append(
+                f"| {workload} | {server} | {figure['rps']:,.0f} | {figure['p50']:.2f} | {figure['p99']:.2f} | "
+                f"{figure['errors']:.0f} | {speed} | {tail} |"
+            )
+    for server, results in table.items():
+        rss = results["peak RSS of the process tree (MiB)"]["value"]
+        lines.append(f"| peak RSS (MiB) | {server} | {rss:.0f} | | | | | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
