@@ -18,6 +18,8 @@ from typing import Any
 # A record carrying a request's fields keeps them under this attribute (logging's `extra`).
 FIELDS = "pier_fields"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# Libraries whose debug lines carry request headers (S3 signatures, credentials): never below INFO.
+QUIET_BELOW_INFO = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,6 +52,8 @@ def configure(log_format: str, level: str) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin at each start
+    for chatty in QUIET_BELOW_INFO:  # their debug lines show signed requests, even at --log-level debug
+        logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 def granian_config() -> dict[str, Any]:
