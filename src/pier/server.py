@@ -147,8 +147,9 @@ async def _serve(app: Starlette, listen: Listen) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload)
     lifespan = LifespanProtocol(app)  # type: ignore[no-untyped-call]
     await lifespan.startup()  # type: ignore[no-untyped-call]
-    if lifespan.interrupt:
-        raise RuntimeError("pier could not start") from lifespan.exc
+    if lifespan.interrupt:  # the stores could not be opened (or migrated): say why, in the log's format
+        log.error("pier could not start: %s", lifespan.exc, exc_info=lifespan.exc)
+        raise SystemExit(1)
     try:
         await server.serve()
     finally:
