@@ -77,6 +77,23 @@ def make_server(tmp_path: Path, backend: Backend) -> Iterator[Callable[..., Pier
         server.stop()
 
 
+@pytest.fixture
+def make_plain_server(tmp_path: Path) -> Iterator[Callable[..., PierServer]]:
+    """Like make_server, on SQLite and the filesystem only: for what the storage plays no part in (TLS,
+    signals, settings), so it runs once rather than once per backend."""
+    started: list[PierServer] = []
+
+    def make(config: str = "", env: dict[str, str] | None = None, **fields: Any) -> PierServer:
+        config_file = _write_config(tmp_path / f"plain{len(started)}.toml", config)
+        server = PierServer(tmp_path / f"plain-data{len(started)}", config_file, env or owner_env(), **fields)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
 def client(server: PierServer, account: Account = OWNER, **kwargs: Any) -> Any:
     return boto3.client(
         "ecr-public",

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
 def serve_forever(config: Config) -> None:
     from pier import logs, rundirs, tls
 
+    # SIGHUP never stops pier: ignored until the server's own handler (a certificate reload) takes over.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(config.log_format, config.log_level)
     certificates = None
     if config.tls:

@@ -3,8 +3,8 @@
 Granian's embedded server keeps the app in our own process (its multi-process mode forks workers that
 outlive a SIGKILLed parent and keep the port) and sends files itself through ASGI pathsend. On
 SIGINT/SIGTERM it stops accepting at once and waits for the connections in flight; pier bounds that wait
-with drain_timeout. With TLS, SIGHUP starts a new worker (which reads the certificate files again) and
-stops the old one once its requests are answered (see tls.py); the app's lifespan runs once, around the
+with drain_timeout. With TLS, SIGHUP starts a new worker with a new checked copy of the certificate
+(tls.py) and stops the old one once its requests are answered; the app's lifespan runs once, around the
 whole serve, not once per worker.
 """
 

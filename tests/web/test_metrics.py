@@ -136,8 +136,8 @@ def spread_over_the_workers(server: PierServer, workers: int) -> None:
     assert value(scrape(server), "pier_http_requests_total", door="oci", operation="ping", status="401") == pings
 
 
-def test_unknown_paths_and_methods_fold_into_one_value(make_server: Callable[..., PierServer]) -> None:
-    server = make_server()
+def test_unknown_paths_and_methods_fold_into_one_value(make_plain_server: Callable[..., PierServer]) -> None:
+    server = make_plain_server()
     before = scrape(server)
     assert httpx.get(f"{server.url}/v2/a/b/c/nothing-here-{os.getpid()}").status_code == 404
     assert httpx.request("PROPFIND", f"{server.url}/healthz").status_code == 405
@@ -174,12 +174,12 @@ def test_gc_and_rate_limits_are_counted(make_server: Callable[..., PierServer]) 
     assert value(scrape(server), "pier_rate_limited_total") == 2
 
 
-def test_metrics_off_and_behind_a_token(make_server: Callable[..., PierServer]) -> None:
-    off = make_server('metrics = "off"\n')
+def test_metrics_off_and_behind_a_token(make_plain_server: Callable[..., PierServer]) -> None:
+    off = make_plain_server('metrics = "off"\n')
     assert httpx.get(f"{off.url}/metrics").status_code == 404
 
     token = "metrics-token-0123456789"
-    guarded = make_server('metrics = "token"\n', env={**owner_env(), "PIER_METRICS_TOKEN": token})
+    guarded = make_plain_server('metrics = "token"\n', env={**owner_env(), "PIER_METRICS_TOKEN": token})
     missing = httpx.get(f"{guarded.url}/metrics")
     assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
     assert httpx.get(f"{guarded.url}/metrics", headers={"Authorization": "Bearer nope"}).status_code == 403

@@ -128,8 +128,8 @@ def test_json_request_lines_carry_the_request_id_and_no_secret(make_server: Call
         assert secret not in everything, f"the {what} is in the log"
 
 
-def test_the_banner_names_the_file_that_holds_a_generated_secret(make_server: Callable[..., PierServer]) -> None:
-    server = make_server(env={"PIER_ALIAS": f"gen-{uuid.uuid4().hex[:8]}"})
+def test_the_banner_names_the_file_that_holds_a_generated_secret(make_plain_server: Callable[..., PierServer]) -> None:
+    server = make_plain_server(env={"PIER_ALIAS": f"gen-{uuid.uuid4().hex[:8]}"})
     stored = json.loads((server.data_dir / "default-account.json").read_text())
     banner = server.output()
     assert stored["access_key_id"] in banner

@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.backends import Backend, PostgresS3
 from tests.certificates import Authority, ServerFiles
 from tests.conftest import OWNER, aws_cli, client
 from tests.dockerd import DockerCli
@@ -151,16 +150,14 @@ def served_by(server: PierServer, ca: Path) -> bool:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sighup_serves_a_new_certificate_without_dropping_a_download(
-    make_server: Callable[..., PierServer], backend: Backend, tmp_path: Path, workers: int
+    make_plain_server: Callable[..., PierServer], tmp_path: Path, workers: int
 ) -> None:
-    if isinstance(backend, PostgresS3):
-        pytest.skip("the storage plays no part in serving TLS (the sqlite-fs run shows it)")
     first = Authority(tmp_path / "first", "first CA").issue(LOCAL_NAMES)
     second = Authority(tmp_path / "second", "second CA").issue(LOCAL_NAMES)
     live = ServerFiles(tmp_path / "live.crt", tmp_path / "live.key", first.ca)
     shutil.copy(first.cert, live.cert)
     shutil.copy(first.key, live.key)
-    server = tls_server(make_server, live, f"workers = {workers}\n")
+    server = tls_server(make_plain_server, live, f"workers = {workers}\n")
     ecr = client(server)
     ecr.create_repository(repositoryName="reload")
     data = os.urandom(48 * 1024 * 1024)
@@ -197,10 +194,8 @@ def test_sighup_serves_a_new_certificate_without_dropping_a_download(
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sighup_without_tls_is_ignored(make_server: Callable[..., PierServer], backend: Backend, workers: int) -> None:
-    if isinstance(backend, PostgresS3):
-        pytest.skip("the storage plays no part in signal handling (the sqlite-fs run shows it)")
-    server = make_server(f"workers = {workers}\n")
+def test_sighup_without_tls_is_ignored(make_plain_server: Callable[..., PierServer], workers: int) -> None:
+    server = make_plain_server(f"workers = {workers}\n")
     assert server.process is not None
     for _ in range(2):
         server.process.send_signal(signal.SIGHUP)
@@ -235,7 +230,6 @@ def test_docker_logs_in_pushes_and_pulls_over_tls(
     authority: Authority,
     ipv6_name: str,
     tmp_path: Path,
-    backend: Backend,
 ) -> None:
     files = authority.issue([ipv6_name, *LOCAL_NAMES])
     port = free_port()
