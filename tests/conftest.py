@@ -64,9 +64,28 @@ def make_server(tmp_path: Path, backend: Backend) -> Iterator[Callable[..., Pier
     """A fresh server of the test's own (for restarts, limits and configuration)."""
     started: list[PierServer] = []
 
-    def make(config: str = "", env: dict[str, str] | None = None) -> PierServer:
+    def make(config: str = "", env: dict[str, str] | None = None, **fields: Any) -> PierServer:
+        """A server with `config` lines in its pier.toml; `fields` go to PierServer (scheme, hostname, ca,
+        port)."""
         config_file = _write_config(tmp_path / f"pier{len(started)}.toml", config + backend.config())
-        server = PierServer(tmp_path / f"data{len(started)}", config_file, env or owner_env())
+        server = PierServer(tmp_path / f"data{len(started)}", config_file, env or owner_env(), **fields)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_plain_server(tmp_path: Path) -> Iterator[Callable[..., PierServer]]:
+    """Like make_server, on SQLite and the filesystem only: for what the storage plays no part in (TLS,
+    signals, settings), so it runs once rather than once per backend."""
+    started: list[PierServer] = []
+
+    def make(config: str = "", env: dict[str, str] | None = None, **fields: Any) -> PierServer:
+        config_file = _write_config(tmp_path / f"plain{len(started)}.toml", config)
+        server = PierServer(tmp_path / f"plain-data{len(started)}", config_file, env or owner_env(), **fields)
         started.append(server)
         return server.start()
 
@@ -82,7 +101,7 @@ def client(server: PierServer, account: Account = OWNER, **kwargs: Any) -> Any:
         region_name="us-east-1",
         aws_access_key_id=account.access_key_id,
         aws_secret_access_key=account.secret_access_key,
-        **kwargs,
+        **{**({"verify": str(server.ca)} if server.ca is not None else {}), **kwargs},
     )
 
 
@@ -119,8 +138,20 @@ def aws_cli(server: PierServer, *args: str, account: Account = OWNER) -> subproc
     }
     env.pop("AWS_SESSION_TOKEN", None)
     env.pop("AWS_PROFILE", None)
+    ca_bundle = ["--ca-bundle", str(server.ca)] if server.ca is not None else []
     return subprocess.run(
-        [sys.executable, "-m", "awscli", "ecr-public", *args, "--endpoint-url", server.url, "--output", "json"],
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            "ecr-public",
+            *args,
+            "--endpoint-url",
+            server.url,
+            "--output",
+            "json",
+            *ca_bundle,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -35,36 +36,49 @@ class PierServer:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
+    log_path: Path | None = None  # standard error: pier's log lines
+    # How clients reach it: https with the CA that signed its certificate (tls_cert in its config), and
+    # the name they use (one that resolves to where it listens).
+    scheme: str = "http"
+    hostname: str = "127.0.0.1"
+    ca: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        name = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{name}:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the server's certificate with (boto3 takes `ca` itself)."""
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca is not None else True
+
+    @property
+    def out_path(self) -> Path:
+        return self.data_dir.parent / f"pier-{self.port}.out"
 
     def start(self, timeout: float = 30) -> PierServer:
         command = [sys.executable, "-m", "pier", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
         self.log_path = self.data_dir.parent / f"pier-{self.port}.log"
-        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
-            )
+        with open(self.out_path, "ab") as out, open(self.log_path, "ab") as log:  # the child keeps its own
+            self.process = subprocess.Popen(command, stdout=out, stderr=log, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"pier exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(f"pier exited with {self.process.returncode}:\n{self.output()}{self.log()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError(f"pier did not become healthy:\n{self.log()}")
+        raise RuntimeError(f"pier did not become healthy:\n{self.output()}{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
@@ -90,4 +104,9 @@ class PierServer:
         return done.stdout
 
     def log(self) -> str:
+        """What pier wrote on standard error: its log lines (one per request, and its events)."""
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def output(self) -> str:
+        """What pier wrote on standard output: the banner."""
+        return self.out_path.read_text(errors="replace") if self.out_path.exists() else ""

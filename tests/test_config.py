@@ -90,10 +90,42 @@ def test_banner_prints_what_to_run(tmp_path: Path) -> None:
     from pier.cli import banner
 
     config = load(env={"PIER_ALIAS": "demo"}, flags={"data_dir": tmp_path, "port": 5123})
-    text = banner(config)
+    text = banner(config, terminal=True)
     assert config.default_account.secret_access_key in text
     assert "aws ecr-public get-login-password --endpoint-url http://127.0.0.1:5123" in text
     assert "docker login --username AWS --password-stdin 127.0.0.1:5123" in text
+
+
+def test_banner_shows_the_secret_only_on_a_terminal(tmp_path: Path) -> None:
+    from pier.cli import banner
+
+    generated = load(env={}, flags={"data_dir": tmp_path / "a"})
+    text = banner(generated, terminal=False)
+    assert generated.default_account.secret_access_key not in text
+    assert str((tmp_path / "a" / "default-account.json").resolve()) in text
+    assert generated.default_account.access_key_id in text
+    given = load(env={"PIER_SECRET_ACCESS_KEY": "a-secret-from-the-environment"}, flags={"data_dir": tmp_path / "b"})
+    text = banner(given, terminal=False)
+    assert "a-secret-from-the-environment" not in text and "PIER_SECRET_ACCESS_KEY" in text
+
+
+def test_tls_metrics_and_log_settings(tmp_path: Path) -> None:
+    tls = load(env={}, flags={"data_dir": tmp_path, "port": 5443, "tls_cert": "c.pem", "tls_key": "k.pem"})
+    assert tls.effective_public_url == "https://127.0.0.1:5443"
+    assert load(env={}, flags={"data_dir": tmp_path, "host": "::1", "port": 5000}).effective_public_url == (
+        "http://[::1]:5000"
+    )
+    assert load(env={}, flags={"data_dir": tmp_path}).metrics == "on"
+    with pytest.raises(ConfigError, match="go together"):
+        load(env={}, flags={"data_dir": tmp_path, "tls_cert": "c.pem"})
+    with pytest.raises(ConfigError, match="metrics_token"):
+        load(env={}, flags={"data_dir": tmp_path, "metrics": "token"})
+    with_token = load(env={"PIER_METRICS_TOKEN": "t" * 16}, flags={"data_dir": tmp_path, "metrics": "token"})
+    assert with_token.metrics_token == "t" * 16
+    with pytest.raises(ConfigError, match="metrics must be"):
+        load(env={}, flags={"data_dir": tmp_path, "metrics": "yes"})
+    with pytest.raises(ConfigError, match="log_format"):
+        load(env={"PIER_LOG_FORMAT": "xml"}, flags={"data_dir": tmp_path})
 
 
 def test_rotate_key_and_revoke(make_server: Any) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from pier import logs
 from pier.api import dispatch
 from pier.config import Config, load_resolved
 from pier.core import gc, uploads
@@ -31,10 +32,12 @@ from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
 from pier.storage.sql import SqlMetadataStore
+from pier.web import metrics
 from pier.web import routes as web
 from pier.web.admission import BodySlots
 from pier.web.audit import AuditLog
 from pier.web.bodies import BodyGuard, Requests
+from pier.web.exchange import Observe, Routes
 from pier.web.failures import FailureLog, LastResort
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
@@ -93,6 +96,8 @@ async def collect_garbage(core: Core, interval: float, grace: float) -> None:
         await asyncio.sleep(interval)
         try:
             report = await run_sync(gc.collect, core, grace)
+            metrics.GC_RUNS.inc()
+            metrics.GC_FREED_BYTES.inc(report.bytes)
             if report.anything:
                 log.info("garbage collection %s", report)
         except Exception:
@@ -105,7 +110,11 @@ WORKER_CONFIG_ENV = "PIER_WORKER_CONFIG"
 def app_for_worker() -> Starlette:
     """The app factory Granian's worker processes call (`pier serve --workers N`)."""
     _die_with_parent()
-    return create_app(load_resolved(Path(os.environ[WORKER_CONFIG_ENV])))
+    # SIGHUP is for the parent (it reloads the certificate by starting new workers); never stop a worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    config = load_resolved(Path(os.environ[WORKER_CONFIG_ENV]))
+    logs.configure(config.log_format, config.log_level)
+    return create_app(config)
 
 
 def _die_with_parent() -> None:
@@ -146,17 +155,23 @@ def create_app(config: Config) -> Starlette:
 
     requests = Requests()
     failures = FailureLog()
-    app = Starlette(
-        routes=[
-            Route("/", dispatch.handle, methods=["POST"]),
-            Route("/healthz", web.healthz, methods=["GET", "HEAD"]),
-            Route("/readyz", web.readyz, methods=["GET", "HEAD"]),
-            Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"]),
-            *oci.ROUTES,
-            *gallery.ROUTES,  # last: /<alias> takes whatever else is left
+    # The route table by door; a route's name is its operation in metrics and request logs.
+    doors: dict[str, list[BaseRoute]] = {
+        "api": [Route("/", dispatch.handle, methods=["POST"], name="api")],
+        "web": [
+            Route("/healthz", web.healthz, methods=["GET", "HEAD"], name="healthz"),
+            Route("/readyz", web.readyz, methods=["GET", "HEAD"], name="readyz"),
+            Route("/metrics", metrics.endpoint, methods=["GET"], name="metrics"),
+            Route("/logos/{digest}", web.logo, methods=["GET", "HEAD"], name="logo"),
         ],
+        "oci": oci.ROUTES,
+        "gallery": gallery.ROUTES,  # last: /<alias> takes whatever else is left
+    }
+    app = Starlette(
+        routes=[route for routes in doors.values() for route in routes],
         lifespan=lifespan,
         middleware=[
+            Middleware(Observe, routes=Routes(doors)),  # outermost: sees every answer, as sent
             Middleware(LastResort, failures=failures),
             Middleware(HeaderLimit),
             Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),

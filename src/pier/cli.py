@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +25,10 @@ CONFIG_FLAGS = (
     "workers",
     "body_timeout",
     "drain_timeout",
+    "tls_cert",
+    "tls_key",
+    "metrics",
+    "log_format",
 )
 
 
@@ -35,6 +42,16 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="port (default 5000)")
     serve.add_argument("--public-url", help="the URL clients use (default http://<host>:<port>)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines on stderr: text, or one JSON object a line"
+    )
+    serve.add_argument("--tls-cert", help="serve TLS: a PEM certificate file (its chain may follow it)")
+    serve.add_argument("--tls-key", help="the certificate's PEM private key file")
+    serve.add_argument(
+        "--metrics",
+        choices=["on", "off", "token"],
+        help="GET /metrics: on (default), off, or token (needs Authorization: Bearer <metrics_token>)",
+    )
     serve.add_argument("--workers", type=int, help="server processes on the one port (default 1)")
     serve.add_argument(
         "--body-timeout", type=float, help="seconds a request body may send nothing before it is ended (default 60)"
@@ -75,19 +92,41 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve_forever(config: Config) -> None:
+    from pier import logs, rundirs, tls
+
+    # SIGHUP never stops pier: ignored until the server's own handler (a certificate reload) takes over.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    logs.configure(config.log_format, config.log_level)
+    certificates = None
+    if config.tls:
+        try:
+            certificates = tls.Certificates(config.tls_cert, config.tls_key, config.data_dir)
+        except tls.CertificateError as error:
+            sys.exit(f"pier: {error}")
+    metrics_dir = None
+    if config.workers > 1:
+        # Before pier.web.metrics is imported: every worker writes its numbers where /metrics adds them up.
+        metrics_dir = rundirs.serve_dir(config.data_dir, "metrics")
+        os.environ[rundirs.METRICS_ENV] = str(metrics_dir)
     from pier.app import build_core, create_app  # imported late so `pier --help` stays fast
     from pier.config import save_resolved
-    from pier.server import run, run_workers
+    from pier.server import Listen, run, run_workers
 
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(banner(config), flush=True)
-    if config.workers == 1:
-        run(create_app(config), config.host, config.port, config.log_level, config.drain_timeout)
-        return
-    build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
-    resolved = config.data_dir / ".serve-config.json"
-    save_resolved(config, resolved)
-    run_workers(resolved, config.host, config.port, config.log_level, config.workers, config.drain_timeout)
+    listen = Listen(config.host, config.port, config.log_level, config.drain_timeout, certificates)
+    print(banner(config, sys.stdout.isatty()), flush=True)
+    try:
+        if config.workers == 1:
+            run(create_app(config), listen)
+            return
+        build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
+        resolved = config.data_dir / ".serve-config.json"
+        save_resolved(config, resolved)
+        run_workers(resolved, listen, config.workers)
+    finally:
+        if certificates is not None:
+            certificates.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) -> None:
@@ -115,24 +154,41 @@ def rotate_key(config: Config, revoke_others: bool) -> None:
     print(f"pier signs tokens with key {key_id} now{revoked}")
 
 
-def banner(config: Config) -> str:
+def banner(config: Config, terminal: bool) -> str:
+    """What to run against this pier. The secret access key is printed only to a terminal; anywhere else
+    (a log file, a journal) the banner names where it is kept instead."""
     account = config.default_account
     url = config.effective_public_url
     login = (
         f"aws ecr-public get-login-password --endpoint-url {url} --region us-east-1 | "
         f"docker login --username AWS --password-stdin {config.public_host}"
     )
+    if terminal:
+        secret = shown = account.secret_access_key
+    else:
+        secret = f"(not shown: it is in {_where_the_secret_is(config)})"
+        shown = "<secret access key>"
     return "\n".join(
         [
             f"pier {__version__} serving on {url}",
             f"  data dir:          {config.data_dir.resolve()}",
             f"  account:           {account.id} (alias {account.alias})",
             f"  access key id:     {account.access_key_id}",
-            f"  secret access key: {account.secret_access_key}",
+            f"  secret access key: {secret}",
             "  use it:",
-            f"    export AWS_ACCESS_KEY_ID={account.access_key_id} AWS_SECRET_ACCESS_KEY={account.secret_access_key}",
+            f"    export AWS_ACCESS_KEY_ID={account.access_key_id} AWS_SECRET_ACCESS_KEY={shown}",
             f"    aws ecr-public create-repository --repository-name hello --endpoint-url {url} --region us-east-1",
             f"    {login}",
             f"    docker push {config.public_host}/{account.alias}/hello:latest",
         ]
     )
+
+
+def _where_the_secret_is(config: Config) -> str:
+    """The file that holds the default account's secret, or the variable it came from."""
+    path = config.data_dir.resolve() / "default-account.json"
+    try:
+        stored = json.loads(path.read_text()).get("secret_access_key")
+    except (OSError, ValueError):
+        stored = None
+    return str(path) if stored == config.default_account.secret_access_key else "PIER_SECRET_ACCESS_KEY"

@@ -106,6 +106,15 @@ class Config:
     max_upload_bodies_per_client: int = 100
     # /readyz says the disk has room while at least this many bytes are free where data is written.
     readiness_min_free_bytes: int = 64 * 1024 * 1024
+    # TLS on the one port: a PEM certificate (its chain may follow it in the same file) and its PEM key.
+    # With them the default public URL is https://<host>:<port>. SIGHUP reloads both.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # GET /metrics (Prometheus): "on", "off" (404) or "token" (Authorization: Bearer <metrics_token>).
+    metrics: str = "on"
+    metrics_token: str = ""
+    # Log lines on stderr, one per request and one per event: "text" for people, "json" for machines.
+    log_format: str = "text"
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
 
     @property
@@ -115,7 +124,14 @@ class Config:
 
     @property
     def effective_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     @property
     def effective_database_url(self) -> str:
@@ -161,6 +177,11 @@ _SCALARS = {
     "s3_access_key_id": str,
     "s3_secret_access_key": str,
     "s3_presigned_redirects": bool,
+    "tls_cert": str,
+    "tls_key": str,
+    "metrics": str,
+    "metrics_token": str,
+    "log_format": str,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -273,6 +294,14 @@ def _check(config: Config) -> None:
         raise ConfigError("rate limits must be 0 (off) or positive")
     if config.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log_level must be debug, info, warning or error")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("tls_cert and tls_key go together: give both (PEM files) or neither")
+    if config.metrics not in ("on", "off", "token"):
+        raise ConfigError("metrics must be on, off or token")
+    if config.metrics == "token" and len(config.metrics_token) < 16:
+        raise ConfigError("metrics = token needs a metrics_token (or PIER_METRICS_TOKEN) of at least 16 characters")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log_format must be text or json")
     if config.blob_store and not config.blob_store.startswith("s3://"):
         raise ConfigError(f"blob_store {config.blob_store!r} must be empty (the data dir) or s3://bucket[/prefix]")
     if config.public_url:

@@ -3,7 +3,9 @@
 Granian's embedded server keeps the app in our own process (its multi-process mode forks workers that
 outlive a SIGKILLed parent and keep the port) and sends files itself through ASGI pathsend. On
 SIGINT/SIGTERM it stops accepting at once and waits for the connections in flight; pier bounds that wait
-with drain_timeout.
+with drain_timeout. With TLS, SIGHUP starts a new worker with a new checked copy of the certificate
+(tls.py) and stops the old one once its requests are answered; the app's lifespan runs once, around the
+whole serve, not once per worker.
 """
 
 from __future__ import annotations
@@ -15,52 +17,103 @@ import math
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from granian.constants import Interfaces
+from granian.asgi import LifespanProtocol
+from granian.constants import Interfaces, SSLProtocols
 from granian.log import LogLevels
+from granian.server import MPServer
 from granian.server.embed import Server
 from starlette.applications import Starlette
 
+from pier import logs, tls
 from pier.web.bodies import Requests
 
 log = logging.getLogger("pier")
+RESPAWN_INTERVAL = 1.0  # seconds new and old workers overlap on a reload, both accepting
 
 
-def run_workers(config_path: Path, host: str, port: int, log_level: str, workers: int, drain_timeout: float) -> None:
+@dataclass(frozen=True)
+class Listen:
+    """Where and how to serve: the address, and the certificate (None for plain HTTP)."""
+
+    host: str
+    port: int
+    log_level: str
+    drain_timeout: float
+    certificates: tls.Certificates | None = None
+
+    def granian(self) -> dict[str, Any]:
+        """The keyword arguments every Granian server gets."""
+        options: dict[str, Any] = {
+            "address": self.host,
+            "port": self.port,
+            "log_level": LogLevels(self.log_level),
+            "log_dictconfig": logs.granian_config(),
+            "backlog": 1024,
+        }
+        if self.certificates is not None:
+            cert, key = self.certificates.current
+            options.update(ssl_cert=cert, ssl_key=key, ssl_protocol_min=SSLProtocols.tls12)
+        return options
+
+    def reload(self, server: Any) -> bool:
+        """On SIGHUP: point the server at a new copy of the certificate; whether to start new workers."""
+        if not tls.reload_wanted(self.certificates):
+            return False
+        assert self.certificates is not None
+        cert, key = self.certificates.current
+        server.build_ssl_context(cert, key, None, SSLProtocols.tls12, None, [], False)
+        return True
+
+
+class _Workers(MPServer):
+    """Granian's multi-process server, whose SIGHUP (new workers, then the old ones stopped gracefully)
+    happens only with a new copy of the certificate that loads."""
+
+    def __init__(self, *args: Any, listen: Listen, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listen = listen
+
+    def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
+        if self.listen.reload(self):
+            super().signal_handler_reload(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
+def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
     """Several worker processes on one port (Granian's multi-process server). Each builds its own app from
     the resolved config at config_path, and stops when this process does (see app.app_for_worker). On
     SIGTERM the workers stop accepting and finish what is in flight; one still busy after drain_timeout is
     killed (its uploads stay resumable at what they acknowledged)."""
-    from granian import Granian
-
     from pier.app import WORKER_CONFIG_ENV
 
     os.environ[WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
     _return_big_buffers_to_the_system()
-    Granian(
+    _Workers(
         "pier.app:app_for_worker",
         factory=True,
-        address=host,
-        port=port,
         interface=Interfaces.ASGI,
         workers=workers,
-        log_level=LogLevels(log_level),
-        backlog=1024,
-        workers_kill_timeout=max(1, math.ceil(drain_timeout)),
+        workers_kill_timeout=max(1, math.ceil(listen.drain_timeout)),
+        respawn_interval=RESPAWN_INTERVAL,
+        listen=listen,
+        **listen.granian(),
     ).serve()
 
 
-def run(app: Starlette, host: str, port: int, log_level: str, drain_timeout: float) -> None:
-    logging.getLogger("_granian").setLevel(logging.ERROR)  # "embedded server is experimental"
+def run(app: Starlette, listen: Listen) -> None:
     _return_big_buffers_to_the_system()
-    asyncio.run(_serve(app, host, port, log_level, drain_timeout))
+    asyncio.run(_serve(app, listen))
 
 
-async def _serve(app: Starlette, host: str, port: int, log_level: str, drain_timeout: float) -> None:
-    server = Server(
-        app, address=host, port=port, interface=Interfaces.ASGI, log_level=LogLevels(log_level), backlog=1024
-    )
+async def _serve(app: Starlette, listen: Listen) -> None:
+    # No lifespan from Granian: a reload starts a new worker, and the app's stores must not open again.
+    server = Server(app, interface=Interfaces.ASGINL, **listen.granian())
+    server.respawn_interval = RESPAWN_INTERVAL
+    logging.getLogger("_granian").setLevel(logging.ERROR)  # "embedded server is experimental"
+    drain_timeout = listen.drain_timeout
     requests: Requests = app.state.requests
     loop = asyncio.get_running_loop()
 
@@ -85,9 +138,22 @@ async def _serve(app: Starlette, host: str, port: int, log_level: str, drain_tim
             log.warning("drain timeout: ending %d request(s) still in flight", requests.active)
         requests.close_bodies()
 
+    def reload() -> None:
+        if not server.interrupt_signal and listen.reload(server):
+            server.reload()  # type: ignore[no-untyped-call]
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
-    await server.serve()
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    lifespan = LifespanProtocol(app)  # type: ignore[no-untyped-call]
+    await lifespan.startup()  # type: ignore[no-untyped-call]
+    if lifespan.interrupt:  # the stores could not be opened (or migrated): say why, in the log's format
+        log.error("pier could not start: %s", lifespan.exc, exc_info=lifespan.exc)
+        raise SystemExit(1)
+    try:
+        await server.serve()
+    finally:
+        await lifespan.shutdown()  # type: ignore[no-untyped-call]
 
 
 FORCE_AFTER = 5.0  # seconds after the drain timeout before pier exits whatever still runs

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from pier.core import limits
 from pier.core.context import Core
 from pier.web.admission import RETRY_AFTER, TooManyBodies
 from pier.web.bodies import BodyError, BodyTimeout, close_unless_read, discard_rest, has_body
+from pier.web.exchange import UNKNOWN, exchange
 from pier.web.failures import explain
 from pier.web.threads import run_sync, run_upload
 
@@ -54,8 +54,11 @@ AUDITED_NAMES = ("repositoryName", "resourceArn", "registryId")
 
 
 async def handle(request: Request) -> Response:
-    request_id = str(uuid.uuid4())
+    facts = exchange(request.scope)
+    request_id = facts.request_id  # also X-Request-Id (web/exchange.py): one id per request
     target = request.headers.get("x-amz-target", "")
+    named_operation = target.partition(".")[2]
+    facts.operation = named_operation if named_operation in HANDLERS else UNKNOWN
     if target.endswith(UPLOAD_BODY_OPERATIONS) and has_body(request.scope):
         address = request.client.host if request.client else ""
         try:
@@ -96,7 +99,7 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         if request.scope.get("query_string"):
             url += "?" + request.scope["query_string"].decode("latin-1")
         caller = sigv4.verify(core.accounts, request.method, url, headers, body, datetime.datetime.now(datetime.UTC))
-        caller_id = caller.id
+        caller_id = exchange(request.scope).account = caller.id
         wait = request.app.state.rate_limits.wait_time(request.client.host if request.client else "", True)
         if wait:
             raise ApiError("ThrottlingException", 400, "Rate exceeded", {}, {"Retry-After": str(int(wait) + 1)})

@@ -8,6 +8,7 @@ from pier.api.operations import Params, operation
 from pier.core import uploads
 from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.web import metrics
 
 
 @operation("InitiateLayerUpload")
@@ -31,6 +32,7 @@ def upload_layer_part(core: Core, caller: Account, params: Params) -> dict[str, 
         params["partLastByte"],
         params["layerPartBlob"],
     )
+    metrics.BLOB_BYTES_RECEIVED.inc(len(params["layerPartBlob"]))
     return {"registryId": registry_id, "repositoryName": name, "uploadId": upload_id, "lastByteReceived": last_byte}
 
 

@@ -177,8 +177,8 @@ def failsafe(page: str, endpoint: Callable[[Request], Awaitable[Response]]) -> C
 
 ROUTES: list[BaseRoute] = [
     Mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"),
-    Route("/search", failsafe("search", search), methods=["GET"]),
-    Route("/", failsafe("home", home), methods=["GET", "HEAD"]),
-    Route("/{alias}", failsafe("registry", registry), methods=["GET", "HEAD"]),
-    Route("/{alias}/{name:path}", failsafe("repository", repository), methods=["GET", "HEAD"]),
+    Route("/search", failsafe("search", search), methods=["GET"], name="search"),
+    Route("/", failsafe("home", home), methods=["GET", "HEAD"], name="home"),
+    Route("/{alias}", failsafe("registry", registry), methods=["GET", "HEAD"], name="registry"),
+    Route("/{alias}/{name:path}", failsafe("repository", repository), methods=["GET", "HEAD"], name="repository"),
 ]

@@ -21,6 +21,7 @@ from pier.core.accounts import Account
 from pier.core.context import Core
 from pier.core.tokens import InvalidToken
 from pier.oci.errors import OciError, respond
+from pier.web.exchange import exchange
 from pier.web.streams import read_limited
 from pier.web.threads import run_sync
 
@@ -110,6 +111,8 @@ async def token(request: Request) -> Response:
         account = await run_sync(basic_account, core, value.strip()) if scheme.lower() == "basic" else None
         if account is None:
             return _denied(core)
+    if account is not None:
+        exchange(request.scope).account = account.id
     address = request.client.host if request.client else ""
     wait = request.app.state.rate_limits.wait_time(address, account is not None)
     if wait:

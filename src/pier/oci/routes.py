@@ -1,4 +1,5 @@
-"""The whole /v2/ route table. Each route names the action it needs; `guarded` checks it, once.
+"""The whole /v2/ route table. Each route names the action it needs; `guarded` checks it, once. A route's
+name is its operation in metrics and request logs (web/exchange.py).
 
 Routes are tried in order, and names may contain slashes, so upload routes come before blob routes.
 """
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from pier import errors
 from pier.core.access import PULL, is_repository_path, repository_by_path
@@ -19,6 +20,7 @@ from pier.oci import auth, blobs, manifests, referrers, tags, uploads
 from pier.oci.context import OciRequest
 from pier.oci.errors import API_VERSION_HEADER, OciError, for_failure, respond, to_oci
 from pier.web.bodies import BodyError, close_unless_read, discard_rest, has_body
+from pier.web.exchange import exchange
 from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
@@ -51,6 +53,8 @@ def guarded(
         try:
             identity = await auth.identify(core, request)
             caller = identity.account
+            if caller is not None:
+                exchange(request.scope).account = caller.id
             if limited:
                 check_rate(request, address, caller is not None)
             repository = await run_sync(repository_by_path, core, caller, name, action)
@@ -94,6 +98,7 @@ def guarded(
                 address=address,
                 status=response.status_code,
                 error=error_code,
+                request_id=exchange(request.scope).request_id,
             )
         return response
 
@@ -125,6 +130,8 @@ async def base(request: Request) -> Response:
         return respond(error)
     if not identity.presented:
         return respond(auth.unauthorized(core, "Get a token from the realm, anonymously to pull"))
+    if identity.account is not None:
+        exchange(request.scope).account = identity.account.id
     return JSONResponse({}, headers=API_VERSION_HEADER)
 
 
@@ -160,31 +167,66 @@ UPLOAD, PART, COMPLETE = "InitiateLayerUpload", "UploadLayerPart", "CompleteLaye
 PUT_IMAGE, DELETE = "PutImage", "BatchDeleteImage"
 PUSHES = (UPLOAD, PART, COMPLETE, PUT_IMAGE)
 
-ROUTES = [
-    Route("/v2/", unguarded(base), methods=["GET", "HEAD"]),
+ROUTES: list[BaseRoute] = [
+    Route("/v2/", unguarded(base), methods=["GET", "HEAD"], name="ping"),
     Route(
-        f"{NAME}/manifests/{{reference}}", guarded(manifests.get_manifest, PULL, limited=True), methods=["GET", "HEAD"]
+        f"{NAME}/manifests/{{reference}}",
+        guarded(manifests.get_manifest, PULL, limited=True),
+        methods=["GET", "HEAD"],
+        name="get_manifest",
     ),
-    Route(f"{NAME}/manifests/{{reference}}", guarded(manifests.put_manifest, PUT_IMAGE), methods=["PUT"]),
-    Route(f"{NAME}/manifests/{{reference}}", guarded(manifests.delete_manifest, DELETE), methods=["DELETE"]),
-    Route(f"{NAME}/blobs/uploads/", guarded(uploads.post_blob_upload, UPLOAD, upload_body=True), methods=["POST"]),
-    Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.get_blob_upload, PART), methods=["GET"]),
+    Route(
+        f"{NAME}/manifests/{{reference}}",
+        guarded(manifests.put_manifest, PUT_IMAGE),
+        methods=["PUT"],
+        name="put_manifest",
+    ),
+    Route(
+        f"{NAME}/manifests/{{reference}}",
+        guarded(manifests.delete_manifest, DELETE),
+        methods=["DELETE"],
+        name="delete_manifest",
+    ),
+    Route(
+        f"{NAME}/blobs/uploads/",
+        guarded(uploads.post_blob_upload, UPLOAD, upload_body=True),
+        methods=["POST"],
+        name="start_upload",
+    ),
+    Route(
+        f"{NAME}/blobs/uploads/{{upload_id}}",
+        guarded(uploads.get_blob_upload, PART),
+        methods=["GET"],
+        name="get_upload",
+    ),
     Route(
         f"{NAME}/blobs/uploads/{{upload_id}}",
         guarded(uploads.patch_blob_upload, PART, upload_body=True),
         methods=["PATCH"],
+        name="patch_upload",
     ),
     Route(
         f"{NAME}/blobs/uploads/{{upload_id}}",
         guarded(uploads.put_blob_upload, COMPLETE, upload_body=True),
         methods=["PUT"],
+        name="finish_upload",
     ),
-    Route(f"{NAME}/blobs/uploads/{{upload_id}}", guarded(uploads.delete_blob_upload, PART), methods=["DELETE"]),
-    Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.get_blob, PULL), methods=["GET", "HEAD"]),
-    Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.delete_blob, DELETE), methods=["DELETE"]),
-    Route(f"{NAME}/tags/list", guarded(tags.list_tags, PULL, limited=True), methods=["GET"]),
-    Route(f"{NAME}/referrers/{{digest}}", guarded(referrers.get_referrers, PULL, limited=True), methods=["GET"]),
-    Route("/token", unguarded(auth.token), methods=["GET", "POST"]),
+    Route(
+        f"{NAME}/blobs/uploads/{{upload_id}}",
+        guarded(uploads.delete_blob_upload, PART),
+        methods=["DELETE"],
+        name="cancel_upload",
+    ),
+    Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.get_blob, PULL), methods=["GET", "HEAD"], name="get_blob"),
+    Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.delete_blob, DELETE), methods=["DELETE"], name="delete_blob"),
+    Route(f"{NAME}/tags/list", guarded(tags.list_tags, PULL, limited=True), methods=["GET"], name="list_tags"),
+    Route(
+        f"{NAME}/referrers/{{digest}}",
+        guarded(referrers.get_referrers, PULL, limited=True),
+        methods=["GET"],
+        name="referrers",
+    ),
+    Route("/token", unguarded(auth.token), methods=["GET", "POST"], name="token"),
     # Last: anything else under /v2/ is answered in the spec's JSON, not by the gallery or as plain text.
-    Route("/v2/{rest:path}", unguarded(no_such_endpoint), methods=[*METHODS]),
+    Route("/v2/{rest:path}", unguarded(no_such_endpoint), methods=[*METHODS], name="unknown"),
 ]

@@ -252,6 +252,9 @@ class MetadataStore(Protocol):
 
     def upload_ids(self, repository_id: int) -> list[str]: ...
 
+    def count_uploads(self) -> int:
+        """Uploads in progress in the whole registry (started, not yet finished, cancelled or expired)."""
+
     def stale_uploads(self, updated_before: float) -> list[str]:
         """Uploads not written to since `updated_before`."""
 

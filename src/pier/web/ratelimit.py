@@ -10,6 +10,8 @@ import threading
 import time
 from collections import OrderedDict
 
+from pier.web import metrics
+
 
 class RateLimiter:
     def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
@@ -46,4 +48,7 @@ class RateLimits:
         self.authenticated = RateLimiter(authenticated, burst)
 
     def wait_time(self, address: str, authenticated: bool) -> float:
-        return (self.authenticated if authenticated else self.anonymous).wait_time(address)
+        wait = (self.authenticated if authenticated else self.anonymous).wait_time(address)
+        if wait:
+            metrics.RATE_LIMITED.inc()
+        return wait

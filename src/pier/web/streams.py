@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 from starlette.requests import Request
 
+from pier.web import metrics
 from pier.web.bodies import discard_rest
 from pier.web.threads import run_sync, upload_pool
 
@@ -23,14 +24,20 @@ BATCH = 1024 * 1024
 
 async def stream_body(request: Request, write: Callable[[list[bytes]], None]) -> None:
     """write(batch) on the upload pool for each batch of the body, in order; raises what a write raised,
-    or what ended the body (BodyTimeout, ClientGone, ServerClosing). When it raises, no write is running."""
+    or what ended the body (BodyTimeout, ClientGone, ServerClosing). When it raises, no write is running.
+    The bytes each write took are counted in pier_blob_bytes_received."""
     loop = asyncio.get_running_loop()
     writing: asyncio.Future[None] | None = None
+
+    def counted(batch: list[bytes]) -> None:
+        write(batch)
+        metrics.BLOB_BYTES_RECEIVED.inc(sum(map(len, batch)))
+
     try:
         async for batch in _batches(request):
             if writing is not None:
                 await writing
-            writing = loop.run_in_executor(upload_pool(), write, batch)
+            writing = loop.run_in_executor(upload_pool(), counted, batch)
         if writing is not None:
             await writing
     except BaseException:

@@ -29,8 +29,10 @@ WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again
 
 
 def open_engine(url: str) -> Engine:
+    # hide_parameters: a failed statement's message (and so a logged traceback) never shows the values it
+    # carried, such as a token signing key.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -70,7 +72,7 @@ def open_engine(url: str) -> Engine:
         if url.startswith("postgresql")
         else {}
     )
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True)
 
 
 class SqlBase:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import (
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
@@ -26,6 +27,7 @@ _uploads = schema.uploads
 
 _UPLOAD_BY_ID = select(_uploads).where(_uploads.c.id == bindparam("id"))
 _UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(_uploads.c.repository_id == bindparam("repository_id"))
+_COUNT_UPLOADS = select(func.count()).select_from(_uploads)
 _INSERT_UPLOAD = insert(_uploads)
 _ADVANCE_UPLOAD = (
     update(_uploads)
@@ -76,6 +78,10 @@ class UploadRows(BlobRows):
     def upload_ids(self, repository_id: int) -> list[str]:
         with self._reading() as conn:
             return list(conn.execute(_UPLOADS_OF_REPOSITORY, {"repository_id": repository_id}).scalars())
+
+    def count_uploads(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute(_COUNT_UPLOADS).scalar_one())
 
     def stale_uploads(self, updated_before: float) -> list[str]:
         with self._reading() as conn:
