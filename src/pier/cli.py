@@ -54,7 +54,22 @@ def main(argv: list[str] | None = None) -> None:
         "--grace-seconds", type=int, help="spare blobs and files touched this recently (default: config)"
     )
 
-    for command in (serve, rotate, collect):
+    scrub = commands.add_parser(
+        "fsck",
+        help="check that every blob is stored, whole and hashes to its digest; list leftovers (safe while serving)",
+    )
+    scrub.add_argument(
+        "--repair",
+        action="store_true",
+        help="quarantine corrupt blobs and forget missing ones (they are pushed again), remove old leftovers",
+    )
+    scrub.add_argument("--rate", type=float, metavar="MiB/s", help="read blobs at most this fast (default: no limit)")
+    scrub.add_argument("--json", action="store_true", help="print one JSON document instead of a summary")
+    scrub.add_argument(
+        "--grace-seconds", type=int, help="leftovers younger than this are writes in progress (default: config)"
+    )
+
+    for command in (serve, rotate, collect, scrub):
         command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
         command.add_argument("--config", type=Path, help="a pier.toml file")
         command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
@@ -70,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         rotate_key(config, args.revoke_others)
     elif args.command == "gc":
         collect_garbage(config, args.dry_run, args.grace_seconds)
+    elif args.command == "fsck":
+        if args.rate is not None and args.rate <= 0:
+            sys.exit("pier: --rate must be a positive number of MiB per second")
+        sys.exit(scrub_blobs(config, args.repair, args.rate, args.json, args.grace_seconds))
     else:
         serve_forever(config)
 
@@ -100,6 +119,22 @@ def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) ->
         print(f"pier gc: {gc.collect(core, grace, dry_run)}")
     finally:
         core.meta.close()  # type: ignore[attr-defined]
+
+
+def scrub_blobs(config: Config, repair: bool, rate: float | None, as_json: bool, grace_seconds: int | None) -> int:
+    import json
+
+    from pier.app import build_core
+    from pier.core import fsck
+
+    core = build_core(config)
+    try:
+        grace = config.gc_grace_seconds if grace_seconds is None else grace_seconds
+        report = fsck.check(core, repair=repair, rate=rate * fsck.MIB if rate else None, grace_seconds=grace)
+    finally:
+        core.meta.close()  # type: ignore[attr-defined]
+    print(json.dumps(report.to_json(), indent=2) if as_json else report, flush=True)
+    return report.exit_code
 
 
 def rotate_key(config: Config, revoke_others: bool) -> None:
