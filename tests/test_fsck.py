@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -312,3 +313,49 @@ def test_a_scrub_beside_busy_pushers_loses_nothing(make_server: Any, backend: Ba
             got = pull(server, "busy", digest)
             assert got.status_code == 200 and digest_of(got.content) == digest
     assert_blobs_are_whole(backend, server)
+
+
+def test_corrupt_bytes_pushed_again_while_fsck_reads_them_are_not_quarantined(
+    make_server: Any, backend: Backend
+) -> None:
+    """fsck --repair reads corrupt bytes slowly (--rate); meanwhile a client pushes the blob again, which
+    replaces them. Looked at again under the blob's row, they are other bytes: read again, found whole."""
+    server = make_server()
+    ecr = client(server)
+    ecr.create_repository(repositoryName="race")
+    data = os.urandom(4 * 1024 * 1024)
+    digest = push_blob(ecr, "race", data)
+    stored = Stored(backend, server)
+    stored.flip_a_byte(digest)
+    command = [sys.executable, "-m", "pier", "fsck", "--repair", "--json", "--rate", "1"]
+    command += ["--data-dir", str(server.data_dir), "--config", str(server.config_file)]
+    scrub = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, **server.env})
+    if stored.s3 is None:  # wait until fsck has the blob's file open (it reads it for ~4 s)
+        path = os.path.realpath(stored._path(digest))
+        deadline = time.monotonic() + 60
+        while not any(os.path.realpath(fd) == path for fd in open_files(scrub.pid)):
+            assert time.monotonic() < deadline and scrub.poll() is None
+            time.sleep(0.05)
+    else:
+        time.sleep(2)
+    pushed = httpx.post(
+        f"{v2(server, 'race')}/blobs/uploads/", params={"digest": digest}, content=data, headers=bearer(server, ecr)
+    )
+    assert pushed.status_code == 201, pushed.text
+    output, _ = scrub.communicate(timeout=120)
+    report = json.loads(output)
+    assert scrub.returncode == 0 and report["damaged"] == [], report
+    if stored.s3 is None:
+        assert report["checked"]["bytes"] == 2 * len(data)  # the corrupt bytes, then the ones pushed again
+    assert stored.quarantined() == []
+    assert pull(server, "race", digest).content == data
+    assert fsck(server)[0] == 0
+
+
+def open_files(pid: int) -> list[str]:
+    found = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return found
