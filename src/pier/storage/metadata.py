@@ -9,11 +9,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
 class Conflict(Exception):
     """A row with the same identity already exists."""
+
+
+class SnapshotUnsupported(Exception):
+    """This database cannot be copied by pier (PostgreSQL: use pg_dump)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,12 @@ class MetadataStore(Protocol):
 
     def blob_users(self, digests: Sequence[str]) -> list[BlobUse]:
         """The images (with their tags) and the repository logos that need any of `digests`."""
+
+    # Backup (pier backup)
+    def snapshot(self, target: Path) -> None:
+        """Write a consistent copy of all the metadata, as of one moment, to a new SQLite database at `target`
+        while others go on writing, leaving out uploads in progress; SnapshotUnsupported for a database pier
+        cannot copy (PostgreSQL)."""
 
     # Signing keys
     def signing_keys(self) -> list[SigningKey]:
