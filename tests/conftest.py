@@ -23,6 +23,10 @@ TOKEN_ACCOUNT = Account("777788889999", "token-alias", "AKIATOKEN0000000003", "t
 SESSION_TOKEN = "pier-test-session-token"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes a quarter of a minute or more")
+
+
 def _write_config(path: Path, extra: str = "") -> Path:
     accounts = "".join(
         f'[[accounts]]\nid = "{a.id}"\nalias = "{a.alias}"\naccess_key_id = "{a.access_key_id}"\n'

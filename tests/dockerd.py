@@ -11,6 +11,8 @@ by default, so plain-HTTP pier servers on loopback work as they are.
 
 Use the `docker` fixture (registered in tests/conftest.py). If dockerd is not installed or cannot run
 here, every test that asks for it is skipped, saying why; scripts/test installs Debian's docker.io.
+private_engine(storage_driver) starts another engine, on another storage driver where it runs (image
+builds, which copy the whole tree at every step on vfs, use overlay2; tests/test_container.py).
 """
 
 from __future__ import annotations
@@ -80,21 +82,23 @@ class DockerCli:
 
 
 class Dockerd:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, storage_driver: str = "vfs") -> None:
         self.root = root
+        self.storage_driver = storage_driver
         self.socket = root / "docker.sock"
         self.log_path = root / "dockerd.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        """Start the engine and wait until it answers; pytest.skip (saying why) if it cannot run here."""
+    def start(self, skip: bool = True) -> None:
+        """Start the engine and wait until it answers; pytest.skip (saying why) if it cannot run here, or with
+        skip=False, RuntimeError (to try another way)."""
         binary = shutil.which("dockerd")
         if binary is None or shutil.which("docker") is None:
             pytest.skip("dockerd or the docker CLI is not installed (scripts/test installs Debian's docker.io)")
         command = [
             binary,
             "--storage-driver",
-            "vfs",
+            self.storage_driver,
             "--iptables=false",
             "--ip6tables=false",
             "--bridge=none",
@@ -116,13 +120,20 @@ class Dockerd:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                code = self.process.returncode
                 self.stop()
-                pytest.skip(f"dockerd cannot run here (it exited {self.process.returncode}):\n{self._log_tail()}")
+                self._give_up(f"dockerd cannot run here (it exited {code}):\n{self._log_tail()}", skip)
             if self.socket.exists() and cli.run("version", check=False, timeout=10).returncode == 0:
                 return
             time.sleep(0.2)
         self.stop()
-        pytest.skip(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{self._log_tail()}")
+        self._give_up(f"dockerd did not answer within {START_TIMEOUT:.0f} s:\n{self._log_tail()}", skip)
+
+    @staticmethod
+    def _give_up(why: str, skip: bool) -> None:
+        if skip:
+            pytest.skip(why)
+        raise RuntimeError(why)
 
     def stop(self) -> None:
         process = self.process
@@ -139,22 +150,41 @@ class Dockerd:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         self.process = None
+        # dockerd leaves mounts under its roots (its data root bound on itself, exec/netns/default), which
+        # keep the folder from being removed: unmount them, deepest first.
+        with open("/proc/self/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(f"{self.root}/")]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", point], capture_output=True, check=False)
 
     def _log_tail(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-15:])
 
 
-@pytest.fixture(scope="session")
-def docker() -> Iterator[DockerCli]:
-    """The docker CLI, against a private dockerd started once for the session."""
+@contextlib.contextmanager
+def private_engine(storage_driver: str = "vfs") -> Iterator[DockerCli]:
+    """The docker CLI against a private dockerd of its own, on `storage_driver` if it runs here, else on vfs."""
     # A short path: the engine's sockets (containerd's under the exec root) must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="pier-docker-"))
-    engine = Dockerd(root)
+    engine = Dockerd(root, storage_driver)
     try:
-        engine.start()
+        try:
+            engine.start(skip=storage_driver == "vfs")
+        except RuntimeError:
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            engine = Dockerd(root)
+            engine.start()
         (root / "config").mkdir(exist_ok=True)
         yield DockerCli(engine.socket, root / "config")
     finally:
         engine.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[DockerCli]:
+    """The docker CLI, against a private dockerd (vfs) started once for the session."""
+    with private_engine() as cli:
+        yield cli

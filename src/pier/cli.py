@@ -8,10 +8,17 @@ import os
 import shutil
 import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pier import __version__
 from pier.config import Config, ConfigError, load
+
+if TYPE_CHECKING:
+    from pier.storage.metadata import MetadataStore
 
 # Flags that map 1:1 onto Config fields (None: not given, so pier.toml or PIER_* decide).
 CONFIG_FLAGS = (
@@ -71,12 +78,42 @@ def main(argv: list[str] | None = None) -> None:
         "--grace-seconds", type=int, help="spare blobs and files touched this recently (default: config)"
     )
 
-    for command in (serve, rotate, collect):
-        command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
+    scrub = commands.add_parser(
+        "fsck",
+        help="check that every blob is stored, whole and hashes to its digest; list leftovers (safe while serving)",
+    )
+    scrub.add_argument(
+        "--repair",
+        action="store_true",
+        help="quarantine corrupt blobs and forget missing ones (they are pushed again), remove old leftovers",
+    )
+    scrub.add_argument("--rate", type=float, metavar="MiB/s", help="read blobs at most this fast (default: no limit)")
+    scrub.add_argument("--json", action="store_true", help="print one JSON document instead of a summary")
+    scrub.add_argument(
+        "--grace-seconds", type=int, help="leftovers younger than this are writes in progress (default: config)"
+    )
+
+    save = commands.add_parser(
+        "backup", help="copy the metadata, then the blobs it records, into DEST (SQLite metadata; safe while serving)"
+    )
+    save.add_argument("dest", type=Path, help="a folder that is absent or empty")
+    save.add_argument(
+        "--copy", action="store_true", help="copy blobs even where hard links would do (DEST on the same disk)"
+    )
+
+    bring_back = commands.add_parser("restore", help="bring a backup back into a new data dir")
+    bring_back.add_argument("src", type=Path, help="a folder pier backup made")
+    bring_back.add_argument("--data-dir", type=Path, required=True, help="the new data dir (absent or empty)")
+
+    for command in (serve, rotate, collect, scrub, save, bring_back):
+        if command is not bring_back:
+            command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
         command.add_argument("--config", type=Path, help="a pier.toml file")
         command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
         command.add_argument("--blob-store", help="s3://bucket[/prefix] (default: <data-dir>/blobs)")
     args = parser.parse_args(argv)
+    if args.command == "restore" and args.data_dir.exists() and any(args.data_dir.iterdir()):
+        sys.exit(f"pier: the new data dir {args.data_dir} must be absent or empty")
 
     try:
         config = load(args.config, flags={key: getattr(args, key, None) for key in CONFIG_FLAGS})
@@ -87,6 +124,14 @@ def main(argv: list[str] | None = None) -> None:
         rotate_key(config, args.revoke_others)
     elif args.command == "gc":
         collect_garbage(config, args.dry_run, args.grace_seconds)
+    elif args.command == "backup":
+        sys.exit(back_up(config, args.dest, args.copy))
+    elif args.command == "restore":
+        sys.exit(restore(config, args.src))
+    elif args.command == "fsck":
+        if args.rate is not None and args.rate <= 0:
+            sys.exit("pier: --rate must be a positive number of MiB per second")
+        sys.exit(scrub_blobs(config, args.repair, args.rate, args.json, args.grace_seconds))
     else:
         serve_forever(config)
 
@@ -139,6 +184,93 @@ def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) ->
         print(f"pier gc: {gc.collect(core, grace, dry_run)}")
     finally:
         core.meta.close()  # type: ignore[attr-defined]
+
+
+def scrub_blobs(config: Config, repair: bool, rate: float | None, as_json: bool, grace_seconds: int | None) -> int:
+    import json
+
+    from pier.app import build_core
+    from pier.core import fsck
+
+    core = build_core(config)
+    try:
+        grace = config.gc_grace_seconds if grace_seconds is None else grace_seconds
+        report = fsck.check(core, repair=repair, rate=rate * fsck.MIB if rate else None, grace_seconds=grace)
+    finally:
+        core.meta.close()  # type: ignore[attr-defined]
+    print(json.dumps(report.to_json(), indent=2) if as_json else report, flush=True)
+    return report.exit_code
+
+
+@contextmanager
+def _sqlite_copy(path: Path) -> Iterator[MetadataStore]:
+    """A backup's or a restore's metadata file, opened as pier opens its own (migrated if older)."""
+    from pier.storage.sql import SqlMetadataStore
+
+    store = SqlMetadataStore.from_url(f"sqlite:///{path.resolve()}")
+    try:
+        yield store
+    finally:
+        store.close()
+        Path(f"{path}.write-lock").unlink(missing_ok=True)  # pier serve makes its own
+
+
+def back_up(config: Config, dest: Path, copy: bool) -> int:
+    from pier.app import build_core
+    from pier.core import backup
+
+    if not config.effective_database_url.startswith("sqlite"):
+        print(backup.POSTGRESQL, file=sys.stderr)
+        return 2
+    core = build_core(config)
+    try:
+        files = [config.data_dir / "default-account.json", config.effective_audit_log]
+        report = backup.backup(core, dest, _sqlite_copy, files, links=not copy)
+    except backup.BackupError as error:
+        print(f"pier backup: {error}", file=sys.stderr)
+        return 2
+    finally:
+        core.meta.close()  # type: ignore[attr-defined]
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.started_at))
+    print(
+        f"pier backup: the metadata as of {when}, {report.blobs} blob(s) ({report.bytes} bytes: "
+        f"{report.linked} hard link(s), {report.copied} cop(ies) checked against their digests)"
+        f"{' and ' + ', '.join(report.files) if report.files else ''} in {dest}"
+    )
+    for line in report.gone:
+        print(f"  freed by GC while the backup ran (an image deleted since needed it), restored as lost: {line}")
+    for line in report.damaged:
+        print(f"  not backed up, restored as lost: {line}")
+    return report.exit_code
+
+
+def restore(config: Config, src: Path) -> int:
+    from pier.app import blob_store
+    from pier.core import backup
+
+    url = config.effective_database_url
+    if not url.startswith("sqlite:///"):
+        print(
+            "pier restore brings SQLite metadata back; for PostgreSQL use pg_restore, copy the blobs back, then"
+            " run pier fsck (see pier backup's advice)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = backup.restore(
+            src, Path(url.removeprefix("sqlite:///")), blob_store(config), config.data_dir, _sqlite_copy
+        )
+    except backup.BackupError as error:
+        print(f"pier restore: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"pier restore: {report.blobs} blob(s) ({report.bytes} bytes, each checked against its digest)"
+        f"{' and ' + ', '.join(report.files) if report.files else ''} into {config.data_dir}; start it with"
+        f" pier serve --data-dir {config.data_dir}"
+    )
+    for line in report.damaged:
+        print(f"  not restored, answers BLOB_UNKNOWN until pushed again: {line}")
+    return report.exit_code
 
 
 def rotate_key(config: Config, revoke_others: bool) -> None:

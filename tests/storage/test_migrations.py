@@ -16,6 +16,8 @@ from pier.storage.schema import metadata
 from pier.storage.sql import open_engine
 from tests.backends import Backend, PostgresS3
 
+HEAD = "0004"  # the newest revision
+
 
 def database_url(backend: Backend, tmp_path: Path) -> str:
     if isinstance(backend, PostgresS3):
@@ -31,7 +33,7 @@ def test_migrations_match_the_declared_schema(backend: Backend, tmp_path: Path) 
     upgrade(engine)  # a second start finds nothing to do
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
     engine.dispose()
 
 
@@ -84,11 +86,14 @@ def test_widening_digest_columns_keeps_rows_and_foreign_keys(backend: Backend, t
         connection.execute(text("INSERT INTO image_blobs VALUES (1, :d)"), {"d": blob})
     upgrade(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD
         assert connection.execute(text("SELECT digest FROM image_blobs")).scalars().all() == [blob]
         assert connection.execute(text("SELECT digest FROM repository_blobs")).scalars().all() == [blob]
+        assert connection.execute(text("SELECT lost_at FROM blobs")).scalars().all() == [None]  # 0004: not lost
     with engine.begin() as connection:  # a sha512 digest fits everywhere now
-        connection.execute(text("INSERT INTO blobs VALUES (:d, 2, 0, 0)"), {"d": SHA512})
+        connection.execute(
+            text("INSERT INTO blobs (digest, size, created_at, touched_at) VALUES (:d, 2, 0, 0)"), {"d": SHA512}
+        )
         connection.execute(text("INSERT INTO image_blobs VALUES (1, :d)"), {"d": SHA512})
         connection.execute(text("UPDATE images SET subject_digest = :d"), {"d": SHA512})
     with pytest.raises(exc.IntegrityError), engine.begin() as connection:

@@ -23,6 +23,7 @@ from itertools import islice
 from typing import TypeVar
 
 from pier.core.context import Core
+from pier.storage.blobs import StoredBlob, UploadLeftover
 
 BATCH = 500
 T = TypeVar("T")
@@ -66,24 +67,41 @@ def collect(core: Core, grace_seconds: float, dry_run: bool = False) -> Report:
 
 def sweep_leftovers(core: Core, cutoff: float, report: Report) -> None:
     """Remove (or, on a dry run, count) the leftovers last written before `cutoff`."""
+    for item in upload_leftovers(core, cutoff):
+        if report.dry_run or remove_upload_leftover(core, item, cutoff):
+            report.upload_leftovers += 1
+    for blob in unrecorded_blobs(core, cutoff):
+        if report.dry_run or remove_unrecorded_blob(core, blob, cutoff):
+            report.blob_leftovers += 1
+
+
+def upload_leftovers(core: Core, cutoff: float) -> Iterator[UploadLeftover]:
+    """Upload bytes (and other writes in progress) last written before `cutoff` that no upload row stands for."""
     old_uploads = (item for item in core.blobs.upload_leftovers() if item.modified < cutoff)
     for uploads in _batches(old_uploads):
         live = core.meta.recorded_uploads([item.upload_id for item in uploads if item.upload_id is not None])
-        for item in uploads:
-            # An upload row is inserted right after its bytes are made, and never comes back once deleted.
-            if item.upload_id in live:
-                continue
-            if report.dry_run or core.blobs.remove_upload_leftover(item, cutoff):
-                report.upload_leftovers += 1
+        # An upload row is inserted right after its bytes are made, and never comes back once deleted.
+        yield from (item for item in uploads if item.upload_id not in live)
+
+
+def remove_upload_leftover(core: Core, item: UploadLeftover, cutoff: float) -> bool:
+    """Remove it, unless it was written since `cutoff`; whether it was removed."""
+    return core.blobs.remove_upload_leftover(item, cutoff)
+
+
+def unrecorded_blobs(core: Core, cutoff: float) -> Iterator[StoredBlob]:
+    """Published bytes last written before `cutoff` that no blob row records (a publish whose commit failed)."""
     old_blobs = (blob for blob in core.blobs.stored_blobs() if blob.modified < cutoff)
     for blobs in _batches(old_blobs):
         recorded = core.meta.recorded_blobs([blob.digest for blob in blobs])
-        for blob in blobs:
-            if blob.digest in recorded:
-                continue  # an ordinary blob: collect() above decides about it
-            remove = partial(core.blobs.remove_stored_blob, blob.digest, cutoff)
-            if report.dry_run or core.meta.remove_unrecorded_blob(blob.digest, blob.size, remove):
-                report.blob_leftovers += 1
+        yield from (blob for blob in blobs if blob.digest not in recorded)  # the rest: collect() decides
+
+
+def remove_unrecorded_blob(core: Core, blob: StoredBlob, cutoff: float) -> bool:
+    """Remove the bytes under the digest's row as a lock, unless a row records them or they were written (or
+    published again) since `cutoff`; whether they were removed."""
+    remove = partial(core.blobs.remove_stored_blob, blob.digest, cutoff)
+    return core.meta.remove_unrecorded_blob(blob.digest, blob.size, remove)
 
 
 def _batches(items: Iterable[T]) -> Iterator[list[T]]:

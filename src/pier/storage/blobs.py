@@ -14,6 +14,7 @@ the bytes again, as after a restart.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,15 @@ class UploadLeftover:
     upload_id: str | None  # the upload they belong to; None for a write no upload row stands for
     modified: float  # when they were last written (or the S3 multipart upload initiated), since the epoch
     multipart_id: str | None = None  # an S3 multipart upload's id
+
+
+@dataclass(frozen=True)
+class BlobBytes:
+    """A blob's bytes as stored now, to be read once (pier fsck checks them)."""
+
+    size: int
+    fingerprint: str  # names these very bytes: it changes whenever other bytes are put under the digest
+    chunks: Iterator[bytes]
 
 
 class UploadWriter(Protocol):
@@ -155,6 +165,27 @@ class BlobStore(Protocol):
     def remove_stored_blob(self, digest: str, modified_before: float) -> bool:
         """Remove the blob's bytes, unless they were written or touched since `modified_before` (a publish
         refreshes that time); whether they were removed."""
+
+    # Scrub and backup (pier fsck, pier backup, pier restore). The core reads and hashes; the store says which
+    # bytes it read (a fingerprint), moves bad ones aside, and copies files in and out.
+
+    def open_blob(self, digest: str) -> AbstractContextManager[BlobBytes | None]:
+        """The blob's bytes as stored now, with their fingerprint; None if the store has none."""
+
+    def fingerprint(self, digest: str) -> str | None:
+        """The fingerprint of the bytes stored under the digest now (as open_blob gives it), or None."""
+
+    def quarantine_blob(self, digest: str, fingerprint: str) -> str | None:
+        """Move the blob's bytes aside (under quarantine/, where nothing serves or lists them), if they are
+        still the bytes `fingerprint` names; where they went, or None (gone, or replaced: nothing moved)."""
+
+    def link_blob(self, digest: str, target: Path) -> bool:
+        """Make `target` (a new file) a hard link to the blob's bytes, if the store keeps them in files on
+        target's filesystem; False (nothing made) otherwise, and FileNotFoundError if it has no such blob."""
+
+    def put_blob_file(self, digest: str, source: Path) -> None:
+        """Publish the bytes of a local file (the caller verified them) as the blob, durably: a hard link where
+        the store can, else a copy."""
 
 
 def continue_hashes(

@@ -5,6 +5,8 @@ Layout under the root, drawn once here:
     tmp/<random>                    a write in progress; removed on cancel, swept by GC after a crash
     uploads/<upload id>             a resumable upload: its acknowledged bytes, and maybe a tail that was
                                     written but not acknowledged (dropped on the next append)
+    quarantine/<algorithm>/<hex>.<UTC time>   bytes pier fsck --repair found corrupt, moved aside (never
+                                    read again by pier; kept for whoever wants to look, removed by hand)
 A blob is written to tmp/, fsynced, then os.replace()d to its final name and the directory fsynced,
 so a crash at any moment leaves either the whole blob or nothing under <algorithm>/. A blob whose row was
 never committed, and an upload whose row is gone, are leftovers GC sweeps once older than its grace
@@ -26,13 +28,17 @@ import errno
 import fcntl
 import os
 import secrets
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from pier import digests
 from pier.digests import Hashes, is_digest, is_upload_id
 from pier.storage.blobs import (
+    BlobBytes,
     DigestMismatch,
     StoredBlob,
     UploadBusy,
@@ -386,6 +392,82 @@ class FsBlobStore:
             os.link(taken, path)
         taken.unlink()
         return False
+
+    # Scrub and backup
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str) -> Iterator[BlobBytes | None]:
+        try:
+            handle = open(self.path_of(digest), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            handle = None
+        if handle is None:
+            yield None
+            return
+        with handle:
+            stat = os.fstat(handle.fileno())  # of the file opened: read and fingerprinted are the same bytes
+            yield BlobBytes(stat.st_size, _fingerprint(stat), _chunks(handle))
+
+    def fingerprint(self, digest: str) -> str | None:
+        try:
+            return _fingerprint(os.stat(self.path_of(digest)))
+        except FileNotFoundError:
+            return None
+
+    def quarantine_blob(self, digest: str, fingerprint: str) -> str | None:
+        path = self.path_of(digest)
+        if self.fingerprint(digest) != fingerprint:
+            return None
+        algorithm, hex_digest = digest.split(":", 1)
+        folder = self.root / "quarantine" / algorithm
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = folder / f"{hex_digest}.{stamp}"
+        if target.exists():
+            target = folder / f"{hex_digest}.{stamp}.{secrets.token_hex(4)}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        _fsync_dir(folder)
+        _fsync_dir(path.parent)
+        return str(target)
+
+    def link_blob(self, digest: str, target: Path) -> bool:
+        try:
+            os.link(self.path_of(digest), target)
+        except OSError as error:
+            if error.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                return False  # another filesystem, or one without (more) hard links: the caller copies
+            raise
+        return True
+
+    def put_blob_file(self, digest: str, source: Path) -> None:
+        final = self.path_of(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged = self.tmp_dir / secrets.token_hex(16)
+        try:
+            os.link(source, staged)
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            with open(source, "rb") as reading, open(staged, "xb") as writing:
+                shutil.copyfileobj(reading, writing, CHUNK)
+                writing.flush()
+                os.fsync(writing.fileno())
+        os.replace(staged, final)
+        _fsync_dir(final.parent)
+
+
+def _fingerprint(stat: os.stat_result) -> str:
+    """Which file, as it was last written: a publish replaces the file (a new inode), and writing it in
+    place moves the modification time."""
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):
+        yield chunk
 
 
 def _is_blob(path: Path, size: int, digest: str) -> bool:

@@ -6,6 +6,7 @@ Layout under the prefix, drawn once here:
                                 so a request that wrote past a part boundary and was never acknowledged
                                 leaves the acknowledged tail as it was
     uploads/<id>/data           the upload's multipart upload, then (once assembled) its bytes
+    quarantine/<algorithm>/<hex>.<UTC time>   bytes pier fsck --repair found corrupt, moved aside
 A pier upload is one S3 multipart upload with fixed parts of PART bytes: part k always holds bytes
 [(k-1)*PART, k*PART), so a part re-sent after a crash simply replaces itself, and S3's rules (at least
 5 MiB a part but the last, at most 10,000 parts) hold whatever chunk sizes clients send: small chunks
@@ -18,9 +19,12 @@ copy into place that never finished) are swept by GC once older than its grace w
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +33,14 @@ from botocore.exceptions import ClientError
 
 from pier import digests
 from pier.digests import Hashes, is_digest, is_upload_id
-from pier.storage.blobs import DigestMismatch, StoredBlob, UploadLeftover, UploadMissing, continue_hashes
+from pier.storage.blobs import (
+    BlobBytes,
+    DigestMismatch,
+    StoredBlob,
+    UploadLeftover,
+    UploadMissing,
+    continue_hashes,
+)
 
 PART = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -474,6 +485,61 @@ class S3BlobStore:
         self.sent_tails.pop(upload_id, None)
         keys = [*self._tails(upload_id), w.upload(upload_id, "data")]
         w.client.delete_objects(Bucket=w.bucket, Delete={"Objects": [{"Key": key} for key in keys]})
+
+    # Scrub and backup
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str) -> Iterator[BlobBytes | None]:
+        w = self.where
+        try:
+            response = w.client.get_object(Bucket=w.bucket, Key=w.blob(digest))
+        except ClientError as error:
+            if not _missing(error):
+                raise
+            response = None
+        if response is None:
+            yield None
+            return
+        body = response["Body"]
+        try:  # the answer's own ETag and time: read and fingerprinted are the same bytes
+            yield BlobBytes(int(response["ContentLength"]), _fingerprint(response), body.iter_chunks(CHUNK))
+        finally:
+            body.close()
+
+    def fingerprint(self, digest: str) -> str | None:
+        head = self._head(self.where.blob(digest))
+        return None if head is None else _fingerprint(head)
+
+    def quarantine_blob(self, digest: str, fingerprint: str) -> str | None:
+        w = self.where
+        key = w.blob(digest)
+        head = self._head(key)
+        if head is None or _fingerprint(head) != fingerprint:
+            return None
+        algorithm, hex_digest = digest.split(":", 1)
+        target = f"{w.prefix}quarantine/{algorithm}/{hex_digest}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        # Copied on the server side (a managed copy: multipart above 5 GB), then removed from under the digest.
+        w.client.copy({"Bucket": w.bucket, "Key": key}, w.bucket, target)
+        w.client.delete_object(Bucket=w.bucket, Key=key)
+        return f"s3://{w.bucket}/{target}"
+
+    def link_blob(self, digest: str, target: Path) -> bool:
+        if self._head(self.where.blob(digest)) is None:
+            raise FileNotFoundError(digest)
+        return False  # objects are copied
+
+    def put_blob_file(self, digest: str, source: Path) -> None:
+        w = self.where
+        # A managed upload (multipart for big files); S3 checks each part against its checksum.
+        w.client.upload_file(str(source), w.bucket, w.blob(digest))
+        head = self._head(w.blob(digest))
+        if head is None or head["ContentLength"] != source.stat().st_size:
+            raise OSError(f"{digest} is not in place in s3://{w.bucket} after its upload")
+
+
+def _fingerprint(answer: dict[str, Any]) -> str:
+    """Which object: its ETag (the bytes' MD5 for a single-part object), size and last write."""
+    return f"{answer['ETag']}:{answer['ContentLength']}:{answer['LastModified'].timestamp()}"
 
 
 def _md5_hex(data: bytes) -> str:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
 class Conflict(Exception):
     """A row with the same identity already exists."""
+
+
+class SnapshotUnsupported(Exception):
+    """This database cannot be copied by pier (PostgreSQL: use pg_dump)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,25 @@ class UploadRow:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class BlobRecord:
+    digest: str
+    size: int
+    lost_at: float | None  # when fsck --repair forgot its missing or corrupt bytes; None while they are there
+
+
+@dataclass(frozen=True)
+class BlobUse:
+    """Something that needs a blob: an image (its config or a layer), or a repository's logo."""
+
+    blob: str
+    repository_id: int
+    registry_id: str
+    repository: str
+    image: str | None  # the image's digest; None for the repository's logo
+    tags: tuple[str, ...] = ()
+
+
 class MetadataStore(Protocol):
     # Health
 
@@ -173,6 +197,25 @@ class MetadataStore(Protocol):
         """In one transaction: hold the blob's row, so that no one records (and publishes) the blob meanwhile,
         and call remove() to delete bytes no row records. False, with nothing changed, if a row records the
         blob or remove() kept the bytes."""
+
+    # Scrub (pier fsck)
+    def blob_records(self, after: str | None, limit: int) -> list[BlobRecord]:
+        """Every blob's row, lost or not, by digest, starting after `after`."""
+
+    def forget_blob(self, digest: str, now: float, confirm: Callable[[], bool]) -> bool | None:
+        """In one transaction: hold the blob's row, so that no one publishes the blob meanwhile, call confirm()
+        (which looks at the bytes again, and may move them aside), and if it says so, mark the blob lost (no
+        repository serves or mounts it; its next publish brings it back for all). Whether it was marked (False:
+        nothing changed); None if the blob has no row (GC took it)."""
+
+    def blob_users(self, digests: Sequence[str]) -> list[BlobUse]:
+        """The images (with their tags) and the repository logos that need any of `digests`."""
+
+    # Backup (pier backup)
+    def snapshot(self, target: Path) -> None:
+        """Write a consistent copy of all the metadata, as of one moment, to a new SQLite database at `target`
+        while others go on writing, leaving out uploads in progress; SnapshotUnsupported for a database pier
+        cannot copy (PostgreSQL)."""
 
     # Signing keys
     def signing_keys(self) -> list[SigningKey]:

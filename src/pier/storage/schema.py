@@ -103,6 +103,9 @@ signing_keys = Table(
 
 # Blobs pier has stored (layers, configs, logos): one row per digest, shared by every repository.
 # touched_at moves whenever the blob is uploaded or mounted again: GC spares blobs touched recently.
+# lost_at: when `pier fsck --repair` found the bytes missing or corrupt and forgot them (NULL while they are
+# there). A lost blob keeps its row, so the images that need it keep their claim (and GC's protection), but
+# no repository serves, lists or mounts it until a publish of the same bytes clears lost_at.
 blobs = Table(
     "blobs",
     metadata,
@@ -110,6 +113,7 @@ blobs = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("touched_at", Float, nullable=False, index=True),
+    Column("lost_at", Float),
 )
 
 # Blobs a repository may use (uploaded or mounted into it). media_type is learnt from manifests.

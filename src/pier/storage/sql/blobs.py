@@ -5,6 +5,11 @@ touches) the blob's row first, in the transaction that publishes (finish_upload,
 row in a transaction the image_blobs foreign key refuses once an image uses the blob, and removes bytes
 only after that commit, under the digest's row as a lock (remove_unrecorded_blob), so a publish of the
 same bytes either keeps them or waits and publishes them again.
+
+A blob `pier fsck --repair` found missing or corrupt is lost (lost_at set, in forget_blob, under its row
+as the same lock, so a publish meanwhile is never forgotten): its row stays for the images that need it,
+every read of a repository's blobs and every mount skip it, and the next publish of the same bytes (which
+touches the row, _TOUCH_BLOB) clears lost_at, for every repository that had it.
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import (
     Connection,
+    Float,
     bindparam,
+    case,
     delete,
     exists,
+    func,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
 from pier.storage import schema
+from pier.storage.metadata import BlobRecord, BlobUse
 from pier.storage.sql.engine import Keep, SqlBase
 
 _repos = schema.repositories
@@ -29,17 +39,22 @@ _images = schema.images
 _repo_blobs = schema.repository_blobs
 _uploads = schema.uploads
 
+_blobs = schema.blobs
+_NOW = bindparam("now", type_=Float)
+# Touching a blob's row: its bytes were just published (or are about to be, in this transaction), so it is
+# not lost any more either.
 _TOUCH_BLOB = (
-    update(schema.blobs)
-    .where(schema.blobs.c.digest == bindparam("blob"), schema.blobs.c.touched_at < bindparam("now"))
-    .values(touched_at=bindparam("now"))
+    update(_blobs)
+    .where(_blobs.c.digest == bindparam("blob"), or_(_blobs.c.touched_at < _NOW, _blobs.c.lost_at.is_not(None)))
+    .values(touched_at=case((_blobs.c.touched_at < _NOW, _NOW), else_=_blobs.c.touched_at), lost_at=None)
 )
 _BLOBS_OF_REPOSITORY = (
-    select(_repo_blobs.c.digest, schema.blobs.c.size, _repo_blobs.c.media_type)
-    .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
+    select(_repo_blobs.c.digest, _blobs.c.size, _repo_blobs.c.media_type)
+    .join(_blobs, _blobs.c.digest == _repo_blobs.c.digest)
     .where(
         _repo_blobs.c.repository_id == bindparam("repository_id"),
         _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+        _blobs.c.lost_at.is_(None),
     )
 )
 
@@ -61,15 +76,19 @@ class BlobRows(SqlBase):
 
     def get_blob_size(self, digest: str) -> int | None:
         with self._reading() as conn:
-            return conn.execute(select(schema.blobs.c.size).where(schema.blobs.c.digest == digest)).scalar_one_or_none()
+            query = select(_blobs.c.size).where(_blobs.c.digest == digest, _blobs.c.lost_at.is_(None))
+            return conn.execute(query).scalar_one_or_none()
 
     # Blobs in repositories
 
     def link_blob(self, repository_id: int, digest: str, now: float) -> bool:
         blobs = schema.blobs
         with self._writing() as conn:
-            # The row is touched, never made: a mount must not bring back a row whose bytes GC removed.
-            touched = conn.execute(update(blobs).where(blobs.c.digest == digest).values(touched_at=now)).rowcount
+            # The row is touched, never made: a mount must not bring back a row whose bytes GC removed, nor
+            # one whose bytes fsck found missing or corrupt (lost).
+            touched = conn.execute(
+                update(blobs).where(blobs.c.digest == digest, blobs.c.lost_at.is_(None)).values(touched_at=now)
+            ).rowcount
             if not touched:
                 return False
             conn.execute(
@@ -182,3 +201,68 @@ class BlobRows(SqlBase):
                 return True
         except Keep:
             return False
+
+    # Scrub (pier fsck)
+
+    def blob_records(self, after: str | None, limit: int) -> list[BlobRecord]:
+        query = select(_blobs.c.digest, _blobs.c.size, _blobs.c.lost_at)
+        if after is not None:
+            query = query.where(_blobs.c.digest > after)
+        with self._reading() as conn:
+            rows = conn.execute(query.order_by(_blobs.c.digest).limit(limit)).all()
+        return [BlobRecord(digest, size, lost_at) for digest, size, lost_at in rows]
+
+    def forget_blob(self, digest: str, now: float, confirm: Callable[[], bool]) -> bool | None:
+        # Setting lost_at holds the row: every publish touches it first, in its own transaction, so it waits
+        # for this one, and confirm() looks at bytes no one replaces meanwhile.
+        try:
+            with self._writing() as conn:
+                held = conn.execute(
+                    update(_blobs).where(_blobs.c.digest == digest).values(lost_at=func.coalesce(_blobs.c.lost_at, now))
+                ).rowcount
+                if not held:
+                    return None
+                if not confirm():
+                    raise Keep
+                return True
+        except Keep:
+            return False
+
+    def blob_users(self, digests: Sequence[str]) -> list[BlobUse]:
+        if not digests:
+            return []
+        used = schema.image_blobs
+        wanted = list(set(digests))
+        images = (
+            select(used.c.digest, _images.c.id, _images.c.digest, _repos.c.id, _repos.c.registry_id, _repos.c.name)
+            .join(_images, _images.c.id == used.c.image_id)
+            .join(_repos, _repos.c.id == _images.c.repository_id)
+            .where(used.c.digest.in_(wanted))
+            .order_by(_repos.c.registry_id, _repos.c.name, _images.c.id)
+        )
+        logos = (
+            select(_repos.c.logo_digest, _repos.c.id, _repos.c.registry_id, _repos.c.name)
+            .where(_repos.c.logo_digest.in_(wanted))
+            .order_by(_repos.c.registry_id, _repos.c.name)
+        )
+        with self._reading(snapshot=True) as conn:
+            found = conn.execute(images).all()
+            tags: dict[int, list[str]] = {}
+            image_ids = list({row[1] for row in found})
+            for start in range(0, len(image_ids), 500):
+                query = (
+                    select(schema.image_tags.c.image_id, schema.image_tags.c.tag)
+                    .where(schema.image_tags.c.image_id.in_(image_ids[start : start + 500]))
+                    .order_by(schema.image_tags.c.tag)
+                )
+                for image_id, tag in conn.execute(query):
+                    tags.setdefault(image_id, []).append(tag)
+            uses = [
+                BlobUse(blob, repository_id, registry_id, name, image, tuple(tags.get(image_id, ())))
+                for blob, image_id, image, repository_id, registry_id, name in found
+            ]
+            uses += [
+                BlobUse(blob, repository_id, registry_id, name, None)
+                for blob, repository_id, registry_id, name in conn.execute(logos)
+            ]
+        return uses

@@ -43,9 +43,14 @@ _IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
 
 # Statements built once (building one cost as much as running it): put_image's, the write every image
 # push ends with, and the lookups every pull makes.
-_PRESENT_BLOBS = select(_repo_blobs.c.digest).where(
-    _repo_blobs.c.repository_id == bindparam("repository_id"),
-    _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+_PRESENT_BLOBS = (
+    select(_repo_blobs.c.digest)
+    .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
+    .where(
+        _repo_blobs.c.repository_id == bindparam("repository_id"),
+        _repo_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+        schema.blobs.c.lost_at.is_(None),  # forgotten by fsck --repair: pushed again first
+    )
 )
 _IMAGE_ID_BY_DIGEST = select(_images.c.id).where(
     _images.c.repository_id == bindparam("repository_id"), _images.c.digest == bindparam("digest")
