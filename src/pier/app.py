@@ -24,7 +24,9 @@ from pier.config import Config, load_resolved
 from pier.core import gc, uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
+from pier.core.secrets import SecretBox, parse_key
 from pier.core.tokens import TokenSigner
+from pier.core.users import DeclaredUser, Directory
 from pier.gallery import routes as gallery
 from pier.oci import routes as oci
 from pier.storage.blobs import BlobStore
@@ -58,15 +60,30 @@ def blob_store(config: Config) -> BlobStore:
     )
 
 
-def build_core(config: Config) -> Core:
-    meta = SqlMetadataStore.from_url(config.effective_database_url)
-    accounts = Accounts(
+def accounts_of(config: Config) -> Accounts:
+    return Accounts(
         Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token) for a in config.accounts
     )
+
+
+def declared_users(config: Config) -> list[DeclaredUser]:
+    return [
+        DeclaredUser(u.account_id, u.name, u.access_key_id, u.secret_access_key, u.policy_text) for u in config.users
+    ]
+
+
+def secret_box(config: Config) -> SecretBox:
+    return SecretBox(parse_key(config.secrets_key) if config.secrets_key else None)
+
+
+def build_core(config: Config) -> Core:
+    meta = SqlMetadataStore.from_url(config.effective_database_url)
+    accounts = accounts_of(config)
     return Core(
         meta=meta,
         blobs=blob_store(config),
         accounts=accounts,
+        directory=Directory(meta, accounts, declared_users(config), secret_box(config)),
         signer=TokenSigner(meta),
         public_url=config.effective_public_url,
         public_host=config.public_host,

@@ -50,13 +50,13 @@ def guarded(
         holding = False
         try:
             identity = await auth.identify(core, request)
-            caller = identity.account
+            caller = identity.caller
             if limited:
                 check_rate(request, address, caller is not None)
             repository = await run_sync(repository_by_path, core, caller, name, action)
             ctx = OciRequest(request, core, caller, repository, name)
             if upload_body and has_body(request.scope):
-                slot.enter_context(request.app.state.body_slots.hold(caller.id if caller else None, address))
+                slot.enter_context(request.app.state.body_slots.hold(caller.account_id if caller else None, address))
                 holding = True
             response = await handler(ctx)
             response.headers.update(API_VERSION_HEADER)
@@ -90,7 +90,9 @@ def guarded(
                 door="oci",
                 action=f"{request.method} {request.scope['route'].path}",
                 target=target,
-                principal=caller.id if caller else None,
+                principal=caller.arn if caller else None,
+                account=caller.account_id if caller else None,
+                access_key_id=caller.access_key_id if caller else None,
                 address=address,
                 status=response.status_code,
                 error=error_code,
