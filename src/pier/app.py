@@ -22,12 +22,11 @@ from starlette.routing import Route
 from pier.api import dispatch
 from pier.config import Config, load_resolved
 from pier.core import gc, uploads
-from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
-from pier.core.secrets import SecretBox, parse_key
 from pier.core.tokens import TokenSigner
-from pier.core.users import DeclaredUser, Directory
+from pier.core.users import Directory
 from pier.gallery import routes as gallery
+from pier.identities import accounts_of, declared_users, secret_box
 from pier.oci import routes as oci
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
@@ -58,22 +57,6 @@ def blob_store(config: Config) -> BlobStore:
         secret_access_key=config.s3_secret_access_key,
         redirects=config.s3_presigned_redirects,
     )
-
-
-def accounts_of(config: Config) -> Accounts:
-    return Accounts(
-        Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token) for a in config.accounts
-    )
-
-
-def declared_users(config: Config) -> list[DeclaredUser]:
-    return [
-        DeclaredUser(u.account_id, u.name, u.access_key_id, u.secret_access_key, u.policy_text) for u in config.users
-    ]
-
-
-def secret_box(config: Config) -> SecretBox:
-    return SecretBox(parse_key(config.secrets_key) if config.secrets_key else None)
 
 
 def build_core(config: Config) -> Core:

@@ -140,8 +140,8 @@ REVOCATION_BOUND = 10  # seconds; core/users.py MAX_AGE_SECONDS
 def manage_users(config: Config, args: argparse.Namespace) -> None:
     """`pier users ...` against the metadata database (never the users pier.toml declares)."""
     from pier import errors
-    from pier.app import accounts_of, declared_users, secret_box
     from pier.core.users import UserAdmin
+    from pier.identities import accounts_of, declared_users, secret_box
     from pier.storage.sql import SqlMetadataStore
 
     command = args.users_command

@@ -35,6 +35,7 @@ from pier.api.operations import HANDLERS
 from pier.core import limits
 from pier.core.context import Core
 from pier.core.principals import Caller
+from pier.core.users import MISS_SECONDS
 from pier.web.admission import RETRY_AFTER, TooManyBodies
 from pier.web.bodies import BodyError, BodyTimeout, close_unless_read, discard_rest, has_body
 from pier.web.failures import explain
@@ -103,8 +104,8 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
         if request.scope.get("query_string"):
             url += "?" + request.scope["query_string"].decode("latin-1")
         claimed = _claimed_key(request)
-        if claimed is not None and core.directory.needs_refresh(claimed):
-            await run_sync(core.directory.ensure_fresh)  # a user's key: what is known of users must be recent
+        if claimed is not None and core.directory.needs_refresh_for_key(claimed):
+            await run_sync(core.directory.ensure_fresh, MISS_SECONDS)  # a user's key: what is known must be recent
         now = datetime.datetime.now(datetime.UTC)
         credential = sigv4.verify(core.directory.credential, request.method, url, headers, body, now)
         address = request.client.host if request.client else ""

@@ -69,6 +69,15 @@ def names_user(token_claims: dict[str, Any]) -> bool:
     return bool(token_claims.get("n"))
 
 
+def needs_refresh(directory: Directory, token_claims: dict[str, Any]) -> bool:
+    """Whether from_claims() calls for directory.ensure_fresh(MISS_SECONDS) first (a user's token, and
+    what is known of users is not fresh, or does not know that user)."""
+    if not names_user(token_claims):
+        return False
+    account_id, name = str(token_claims.get("a")), str(token_claims.get("n"))
+    return directory.needs_refresh_for_user(account_id, name, token_claims.get("u"), token_claims.get("k"))
+
+
 def from_claims(
     directory: Directory, token_claims: dict[str, Any], source_ip: str | None, secure_transport: bool
 ) -> Caller | None:

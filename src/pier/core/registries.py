@@ -11,6 +11,7 @@ from pier.core.accounts import registry_arn
 from pier.core.context import Core
 from pier.core.principals import Caller, Revoked
 from pier.core.tokens import InvalidToken
+from pier.core.users import MISS_SECONDS
 
 AUTH_PURPOSE = "login"
 
@@ -54,8 +55,8 @@ def caller_for_password(core: Core, password: str, source_ip: str | None, secure
         return None
     if not claims.get("a"):
         return None
-    if principals.names_user(claims):
-        core.directory.ensure_fresh()
+    if principals.needs_refresh(core.directory, claims):
+        core.directory.ensure_fresh(MISS_SECONDS)
     try:
         return principals.from_claims(core.directory, claims, source_ip, secure_transport)
     except Revoked:

@@ -7,10 +7,11 @@ CLI lists but does not change. A pier.toml user shadows a database user of the s
 
 Directory is what a serving process knows of them: read whole into memory, then kept fresh by reading
 one generation counter (which every change bumps) at most every RELOAD_SECONDS while signed requests
-come in, and reading everything again when it moved. What it knows is never used once older than
-MAX_AGE_SECONDS (the database not answering meanwhile): a user's request is then answered 503, never
-with rights that may have been revoked. So a deleted key or user, or a changed policy, holds in every
-process within MAX_AGE_SECONDS.
+come in, and reading everything again when it moved. A key or user it does not know (one created a
+moment ago) makes it look again at once, though no more often than every MISS_SECONDS. What it knows is
+never used once older than MAX_AGE_SECONDS (the database not answering meanwhile): a user's request is
+then answered 503, never with rights that may have been revoked. So a deleted key or user, or a changed
+policy, holds in every process within MAX_AGE_SECONDS.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ log = logging.getLogger("pier.users")
 USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")  # IAM's user names
 KEYS_PER_USER = 2  # IAM's quota
 RELOAD_SECONDS = 2.0
+MISS_SECONDS = 0.25  # an unknown key looks again no sooner: random key ids cannot flood the database
 MAX_AGE_SECONDS = 10.0  # the revocation bound the README states
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -125,19 +127,31 @@ class Directory:
 
     def fresh(self) -> bool:
         """Whether what this process knows is recent enough to answer from memory, without a look."""
-        return self._clock() - self._loaded_at <= RELOAD_SECONDS
+        return self._age() <= RELOAD_SECONDS
 
-    def needs_refresh(self, access_key_id: str) -> bool:
-        """Whether verifying this key calls for ensure_fresh() first (a user's key, and memory is not fresh)."""
-        return access_key_id not in self._roots and not self.fresh()
+    def needs_refresh_for_key(self, access_key_id: str) -> bool:
+        """Whether verifying this key calls for ensure_fresh() first: a user's key, and memory is not fresh
+        or does not know the key."""
+        if access_key_id in self._roots:
+            return False
+        return not self.fresh() or (access_key_id not in self._keys and self._age() > MISS_SECONDS)
 
-    def ensure_fresh(self) -> None:
-        """Look for changes if it is time to (blocking: call it from a worker thread). A database that does
-        not answer is logged and tried again on the next request; what is known meanwhile ages out."""
-        if self.fresh():
+    def needs_refresh_for_user(self, account_id: str, name: str, user_id: object, access_key_id: object) -> bool:
+        """The same, for a token naming a user (and the key it logged in with)."""
+        user = self._users.get((account_id, name))
+        known = (
+            user is not None and user.user_id == user_id and (access_key_id is None or access_key_id in user.key_ids)
+        )
+        return not self.fresh() or (not known and self._age() > MISS_SECONDS)
+
+    def ensure_fresh(self, within: float = RELOAD_SECONDS) -> None:
+        """Look for changes unless the last look is at most `within` seconds old (blocking: call it from a
+        worker thread). A database that does not answer is logged and tried again on the next request; what
+        is known meanwhile ages out."""
+        if self._age() <= within:
             return
         with self._lock:
-            if self.fresh():
+            if self._age() <= within:
                 return
             try:
                 self.refresh()
@@ -166,8 +180,11 @@ class Directory:
         self._check_age()
         return self._users.get((account_id, name))
 
+    def _age(self) -> float:
+        return self._clock() - self._loaded_at
+
     def _check_age(self) -> None:
-        if self._clock() - self._loaded_at > MAX_AGE_SECONDS:
+        if self._age() > MAX_AGE_SECONDS:
             raise errors.Unavailable("metadata database", "users and access keys cannot be confirmed right now")
 
     def _load(self, rows: UserRows) -> None:

@@ -22,6 +22,7 @@ from pier.core import principals, registries
 from pier.core.context import Core
 from pier.core.principals import Caller, Revoked
 from pier.core.tokens import InvalidToken
+from pier.core.users import MISS_SECONDS
 from pier.oci.errors import OciError, respond
 from pier.web.streams import read_limited
 from pier.web.threads import run_sync
@@ -67,8 +68,8 @@ async def identify(core: Core, request: Request) -> Identity:
                 claims = await run_sync(core.signer.verify, BEARER_PURPOSE, token)
         except InvalidToken:
             raise unauthorized(core, "The bearer token is invalid or expired") from None
-        if principals.names_user(claims) and not core.directory.fresh():
-            await run_sync(core.directory.ensure_fresh)  # a user's token: what is known of users must be recent
+        if principals.needs_refresh(core.directory, claims):  # a user's token: what is known must be recent
+            await run_sync(core.directory.ensure_fresh, MISS_SECONDS)
         try:
             caller = principals.from_claims(core.directory, claims, *_where(request))
         except Revoked:
