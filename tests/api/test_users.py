@@ -13,8 +13,10 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.api.test_js_sdk import failed, ok, run_js
 from tests.conftest import OTHER, OWNER, owner_env
 from tests.images import digest_of, push_image
+from tests.jssdk import installed_js_sdk
 from tests.server import Account, PierServer
 from tests.users import (
     LOGIN,
@@ -276,3 +278,27 @@ def test_pier_toml_users_are_served_and_listed_but_not_changed_by_the_cli(make_s
         done = pier_users(server, *args)
         assert done.returncode != 0 and "declared in pier.toml" in done.stderr, (args, done.stderr)
     dashboard.describe_repositories()  # still there, unchanged
+
+
+@pytest.fixture(scope="session")
+def js_sdk() -> Path:
+    return installed_js_sdk()
+
+
+def test_the_sdks_see_access_denied_in_aws_words(js_sdk: Path, pier: PierServer, repo: str, tmp_path: Path) -> None:
+    arn, keys = create_user(pier, tmp_path, allow("ecr-public:DescribeRepositories"))
+    expected = access_denied(arn, "ecr-public:DeleteRepository", repository_arn(repo))
+    described, deleted = run_js(
+        js_sdk,
+        pier,
+        [
+            {"op": "DescribeRepositories", "input": {"repositoryNames": [repo]}},
+            {"op": "DeleteRepository", "input": {"repositoryName": repo}},
+        ],
+        account=keys,
+    )
+    assert [r["repositoryName"] for r in ok(described)["repositories"]] == [repo]
+    assert failed(deleted, "AccessDeniedException") == expected
+    # boto3 (botocore) the same.
+    error = refused(user_client(pier, keys).delete_repository, repositoryName=repo)
+    assert (error["Code"], error["Message"]) == ("AccessDeniedException", expected)
