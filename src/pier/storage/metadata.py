@@ -216,8 +216,6 @@ class MetadataStore(Protocol):
 
     # Users and their access keys. Every change bumps one generation counter in its own transaction, so a
     # process learns whether anything changed from one small read.
-    def users_generation(self) -> int: ...
-
     def user_rows(self, unless_generation: int | None = None) -> UserRows | None:
         """Every user and key, read in one snapshot; None if the generation is still `unless_generation`."""
 

@@ -24,10 +24,6 @@ _GENERATION = select(_generation.c.generation).where(_generation.c.id == 1)
 
 
 class IamUserRows(SqlBase):
-    def users_generation(self) -> int:
-        with self._reading() as conn:
-            return int(conn.execute(_GENERATION).scalar() or 0)
-
     def user_rows(self, unless_generation: int | None = None) -> UserRows | None:
         with self._reading(snapshot=True) as conn:
             generation = int(conn.execute(_GENERATION).scalar() or 0)
