@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -147,3 +149,84 @@ def test_rotate_key_and_revoke(make_server: Any) -> None:
     assert httpx.get(f"{server.url}/token", auth=("AWS", before)).status_code == 401
     after = password(client(server))
     assert httpx.get(f"{server.url}/token", auth=("AWS", after)).status_code == 200
+
+
+USER_POLICY = '{"Statement": {"Effect": "Allow", "Action": "ecr-public:Describe*", "Resource": "*"}}'
+
+
+def test_users_declared_in_pier_toml(tmp_path: Path) -> None:
+    (tmp_path / "reader.json").write_text(USER_POLICY)
+    toml = tmp_path / "pier.toml"
+    toml.write_text(
+        "[[users]]\n"
+        'name = "ci"\naccess_key_id = "AKIACI00000000000001"\nsecret_access_key_env = "CI_SECRET"\n'
+        f"policy = '{USER_POLICY}'\n"
+        '[[accounts]]\nid = "444455556666"\nalias = "partner"\naccess_key_id = "AKIAPARTNER00000001"\n'
+        'secret_access_key = "a-long-random-secret"\n'
+        "[[accounts.users]]\n"
+        'name = "reader"\naccess_key_id = "AKIAREADER000000001"\nsecret_access_key_env = "READER_SECRET"\n'
+        'policy_file = "reader.json"\n'
+    )
+    env = {"PIER_ACCOUNT_ID": "111122223333", "CI_SECRET": "ci-secret-0123456789abcdef"}
+    config = load(toml, env=env, flags={"data_dir": tmp_path / "data"})
+    ci, reader = config.users
+    assert (ci.account_id, ci.name, ci.access_key_id, ci.secret_access_key) == (
+        "111122223333",
+        "ci",
+        "AKIACI00000000000001",
+        "ci-secret-0123456789abcdef",
+    )
+    assert (reader.account_id, reader.name, reader.policy_text) == ("444455556666", "reader", USER_POLICY)
+    assert reader.secret_access_key is None  # READER_SECRET is not set: `pier serve` says so and stops
+    assert config.users_without_secrets() == ["reader (READER_SECRET)"]
+    assert "ci-secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('name = "a"\naccess_key_id = "AKIAAAAAAAAAAAAAAAA1"\nsecret_access_key_env = "S"\ncolour = 1\n', "unknown"),
+        ('name = "a"\naccess_key_id = "AKIAAAAAAAAAAAAAAAA1"\n', "missing key"),
+        ('name = "a b"\naccess_key_id = "AKIAAAAAAAAAAAAAAAA1"\nsecret_access_key_env = "S"\n', "name"),
+        ('name = "a"\naccess_key_id = "short"\nsecret_access_key_env = "S"\n', "access_key_id"),
+        (
+            'name = "a"\naccess_key_id = "AKIAAAAAAAAAAAAAAAA1"\nsecret_access_key_env = "S"\n'
+            'policy = "{}"\npolicy_file = "p.json"\n',
+            "not both",
+        ),
+        (
+            'name = "a"\naccess_key_id = "AKIAAAAAAAAAAAAAAAA1"\nsecret_access_key_env = "S"\n'
+            'policy = \'{"Statement": {"Effect": "Allow", "Action": "ecr-public:*"}}\'\n',
+            "Resource",
+        ),
+        ('name = "a"\naccess_key_id = "AKIAOWNER0000000001"\nsecret_access_key_env = "S"\n', "given twice"),
+    ],
+    ids=["unknown-key", "missing-keys", "bad-name", "bad-key-id", "two-policies", "malformed-policy", "same-key"],
+)
+def test_bad_users_are_clear_errors(tmp_path: Path, table: str, message: str) -> None:
+    toml = tmp_path / "pier.toml"
+    toml.write_text("[[users]]\n" + table)
+    with pytest.raises(ConfigError, match=message):
+        load(toml, env={"PIER_ACCESS_KEY_ID": "AKIAOWNER0000000001"}, flags={"data_dir": tmp_path})
+
+
+def test_secrets_key_must_be_32_bytes_of_base64(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="32 bytes"):
+        load(env={"PIER_SECRETS_KEY": "dG9vIHNob3J0"}, flags={"data_dir": tmp_path})
+    key = base64.b64encode(bytes(range(32))).decode()
+    assert load(env={"PIER_SECRETS_KEY": key}, flags={"data_dir": tmp_path}).secrets_key == key
+
+
+def test_serve_refuses_to_start_without_a_declared_users_secret(tmp_path: Path) -> None:
+    toml = tmp_path / "pier.toml"
+    toml.write_text('[[users]]\nname = "ci"\naccess_key_id = "AKIACI00000000000001"\nsecret_access_key_env = "NOPE"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "pier", "serve", "--config", str(toml), "--data-dir", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "NOPE"},
+    )
+    assert done.returncode != 0
+    assert "ci (NOPE)" in done.stderr

@@ -23,10 +23,11 @@ from pier import logs
 from pier.api import dispatch
 from pier.config import Config, load_resolved
 from pier.core import gc, uploads
-from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
 from pier.core.tokens import TokenSigner
+from pier.core.users import Directory
 from pier.gallery import routes as gallery
+from pier.identities import accounts_of, declared_users, secret_box
 from pier.oci import routes as oci
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
@@ -63,13 +64,12 @@ def blob_store(config: Config) -> BlobStore:
 
 def build_core(config: Config) -> Core:
     meta = SqlMetadataStore.from_url(config.effective_database_url)
-    accounts = Accounts(
-        Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token) for a in config.accounts
-    )
+    accounts = accounts_of(config)
     return Core(
         meta=meta,
         blobs=blob_store(config),
         accounts=accounts,
+        directory=Directory(meta, accounts, declared_users(config), secret_box(config)),
         signer=TokenSigner(meta),
         public_url=config.effective_public_url,
         public_host=config.public_host,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pier import __version__
 from pier.config import Config, ConfigError, load
@@ -105,12 +105,36 @@ def main(argv: list[str] | None = None) -> None:
     bring_back.add_argument("src", type=Path, help="a folder pier backup made")
     bring_back.add_argument("--data-dir", type=Path, required=True, help="the new data dir (absent or empty)")
 
-    for command in (serve, rotate, collect, scrub, save, bring_back):
+    users = commands.add_parser(
+        "users",
+        help="IAM users of an account: access keys and identity policies (every pier process applies a change "
+        f"within {REVOCATION_BOUND} s)",
+    )
+    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    create = user_commands.add_parser("create", help="create a user with an access key (its secret is shown once)")
+    create.add_argument("--policy", type=Path, metavar="FILE", help="its identity policy (JSON)")
+    put_policy = user_commands.add_parser("put-policy", help="set a user's identity policy (JSON; - reads stdin)")
+    listing = user_commands.add_parser("list", help="the account's users: names, ARNs, access key ids (no secrets)")
+    create_key = user_commands.add_parser("create-key", help="a new access key for a user (at most two each)")
+    delete_key = user_commands.add_parser("delete-key", help="delete one of a user's access keys")
+    delete = user_commands.add_parser("delete", help="delete a user and its access keys")
+    for command in (create, put_policy, listing, create_key, delete_key, delete):
+        command.add_argument("account", metavar="ACCOUNT", help="the account id (12 digits)")
+        if command is not listing:
+            command.add_argument("name", metavar="NAME", help="the user's name")
+    put_policy.add_argument("policy_file", metavar="FILE", help="the identity policy (JSON), or - for stdin")
+    delete_key.add_argument("key_id", metavar="KEY_ID", help="the access key id")
+    for command in (create, listing, create_key):
+        command.add_argument("--json", action="store_true", help="print JSON")
+
+    user_commands_all = (create, put_policy, listing, create_key, delete_key, delete)
+    for command in (serve, rotate, collect, scrub, save, bring_back, *user_commands_all):
         if command is not bring_back:
             command.add_argument("--data-dir", type=Path, help="where data lives (default ./pier-data)")
         command.add_argument("--config", type=Path, help="a pier.toml file")
         command.add_argument("--database-url", help="SQLAlchemy URL of the metadata database")
-        command.add_argument("--blob-store", help="s3://bucket[/prefix] (default: <data-dir>/blobs)")
+        if command not in user_commands_all:  # users live in the metadata database only
+            command.add_argument("--blob-store", help="s3://bucket[/prefix] (default: <data-dir>/blobs)")
     args = parser.parse_args(argv)
     if args.command == "restore" and args.data_dir.exists() and any(args.data_dir.iterdir()):
         sys.exit(f"pier: the new data dir {args.data_dir} must be absent or empty")
@@ -132,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.rate is not None and args.rate <= 0:
             sys.exit("pier: --rate must be a positive number of MiB per second")
         sys.exit(scrub_blobs(config, args.repair, args.rate, args.json, args.grace_seconds))
+    elif args.command == "users":
+        manage_users(config, args)
     else:
         serve_forever(config)
 
@@ -157,6 +183,8 @@ def serve_forever(config: Config) -> None:
     from pier.config import save_resolved
     from pier.server import Listen, run, run_workers
 
+    if missing := config.users_without_secrets():
+        sys.exit(f"pier: the secret of user(s) {', '.join(missing)} is not set: set each environment variable named")
     listen = Listen(config.host, config.port, config.log_level, config.drain_timeout, certificates)
     print(banner(config, sys.stdout.isatty()), flush=True)
     try:
@@ -166,6 +194,8 @@ def serve_forever(config: Config) -> None:
         build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
         resolved = config.data_dir / ".serve-config.json"
         save_resolved(config, resolved)
+        if config.secrets_key:
+            os.environ["PIER_SECRETS_KEY"] = config.secrets_key  # for the workers: never written to the data dir
         run_workers(resolved, listen, config.workers)
     finally:
         if certificates is not None:
@@ -271,6 +301,92 @@ def restore(config: Config, src: Path) -> int:
     for line in report.damaged:
         print(f"  not restored, answers BLOB_UNKNOWN until pushed again: {line}")
     return report.exit_code
+
+
+REVOCATION_BOUND = 10  # seconds; core/users.py MAX_AGE_SECONDS
+
+
+def manage_users(config: Config, args: argparse.Namespace) -> None:
+    """`pier users ...` against the metadata database (never the users pier.toml declares)."""
+    from pier import errors
+    from pier.core.users import UserAdmin
+    from pier.identities import accounts_of, declared_users, secret_box
+    from pier.storage.sql import SqlMetadataStore
+
+    command = args.users_command
+    policy_text = None
+    source = args.policy if command == "create" else Path(args.policy_file) if command == "put-policy" else None
+    if source is not None:
+        try:
+            policy_text = sys.stdin.read() if str(source) == "-" else source.read_text()
+        except OSError as error:
+            sys.exit(f"pier users: cannot read the policy {source}: {error}")
+    store = SqlMetadataStore.from_url(config.effective_database_url)
+    try:
+        admin = UserAdmin(store, accounts_of(config), declared_users(config), secret_box(config))
+        account, name = args.account, getattr(args, "name", "")
+        if command == "create":
+            user, key = admin.create(account, name, policy_text)
+            _print_key(args.json, {"arn": user.arn, **_key_fields(key)}, f"created {user.arn}")
+        elif command == "put-policy":
+            assert policy_text is not None
+            admin.put_policy(account, name, policy_text)
+            print(
+                f"pier users: set the identity policy of {name}; every pier process applies it within "
+                f"{REVOCATION_BOUND} s"
+            )
+        elif command == "list":
+            _print_users(args.json, admin.list(account))
+        elif command == "create-key":
+            _print_key(args.json, _key_fields(admin.create_key(account, name)), f"created an access key for {name}")
+        elif command == "delete-key":
+            admin.delete_key(account, name, args.key_id)
+            print(
+                f"pier users: deleted access key {args.key_id} of {name}; it stops working in every pier "
+                f"process within {REVOCATION_BOUND} s"
+            )
+        else:
+            admin.delete(account, name)
+            print(
+                f"pier users: deleted {name} and its access keys; they stop working in every pier process "
+                f"within {REVOCATION_BOUND} s"
+            )
+    except errors.PierError as error:
+        sys.exit(f"pier users: {error}")
+    finally:
+        store.close()
+
+
+def _key_fields(key: Any) -> dict[str, str]:
+    return {"accessKeyId": key.access_key_id, "secretAccessKey": key.secret_access_key}
+
+
+def _print_key(as_json: bool, fields: dict[str, str], what: str) -> None:
+    if as_json:
+        print(json.dumps(fields))
+        return
+    print(f"pier users: {what}")
+    print(f"  access key id:     {fields['accessKeyId']}")
+    print(f"  secret access key: {fields['secretAccessKey']}")
+    print("  (the secret is shown this once: keep it now)")
+
+
+def _print_users(as_json: bool, users: list[Any]) -> None:
+    rows = [
+        {
+            "name": u.name,
+            "arn": u.arn,
+            "userId": u.user_id,
+            "accessKeyIds": list(u.key_ids),
+            "source": "pier.toml" if u.declared else "database",
+        }
+        for u in users
+    ]
+    if as_json:
+        print(json.dumps({"users": rows}))
+        return
+    for row in rows:
+        print(f"{row['name']}\t{row['arn']}\t{','.join(row['accessKeyIds']) or '-'}\t{row['source']}")
 
 
 def rotate_key(config: Config, revoke_others: bool) -> None:

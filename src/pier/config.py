@@ -7,12 +7,19 @@ The default account comes from PIER_ACCOUNT_ID, PIER_ALIAS, PIER_ACCESS_KEY_ID a
 PIER_SECRET_ACCESS_KEY. Whatever is left unset is generated on first start and kept in
 ``<data-dir>/default-account.json`` (mode 0600), so the same credentials work after a restart.
 More accounts come from ``[[accounts]]`` tables in pier.toml.
+
+IAM users may be declared too: ``[[users]]`` (of the default account) and ``[[accounts.users]]`` (inside
+an ``[[accounts]]`` table), each with ``name``, ``access_key_id``, ``secret_access_key_env`` (the name of
+the environment variable holding its secret) and ``policy`` (the JSON text) or ``policy_file`` (a path,
+relative to pier.toml's folder). PIER_SECRETS_KEY (or ``secrets_key``) seals the secrets of the users
+`pier users` creates in the database; it is never written into the data dir.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import string
 import tomllib
@@ -22,7 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pier.core import limits
+from pier.core import limits, policies
+from pier.core import secrets as sealing
 
 
 class ConfigError(ValueError):
@@ -52,6 +60,23 @@ class AccountConfig:
             raise ConfigError(f"access_key_id of account {self.id} must be 1-128 letters and digits")
         if len(self.secret_access_key) < 16:
             raise ConfigError(f"secret_access_key of account {self.id} must be at least 16 characters")
+
+
+USER_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")  # IAM's user names
+ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{16,128}")  # IAM's access key ids
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """An IAM user pier.toml declares ([[users]] or [[accounts.users]])."""
+
+    account_id: str
+    name: str
+    access_key_id: str
+    secret_access_key_env: str  # the environment variable that holds its secret
+    # Read from that variable at load; None when it is not set (`pier serve` then refuses to start).
+    secret_access_key: str | None = field(default=None, repr=False)
+    policy_text: str | None = None  # its identity policy
 
 
 @dataclass(frozen=True)
@@ -115,7 +140,10 @@ class Config:
     metrics_token: str = ""
     # Log lines on stderr, one per request and one per event: "text" for people, "json" for machines.
     log_format: str = "text"
+    # Seals users' secret access keys in the database (32 bytes, base64); "" keeps them unsealed.
+    secrets_key: str = field(default="", repr=False)
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
+    users: tuple[UserConfig, ...] = field(default=())  # declared in pier.toml
 
     @property
     def public_host(self) -> str:
@@ -144,6 +172,10 @@ class Config:
     @property
     def default_account(self) -> AccountConfig:
         return self.accounts[0]
+
+    def users_without_secrets(self) -> list[str]:
+        """Declared users whose secret's environment variable is not set: '<name> (<variable>)'."""
+        return [f"{u.name} ({u.secret_access_key_env})" for u in self.users if u.secret_access_key is None]
 
 
 # Keys accepted at the top level of pier.toml, and their PIER_* environment variables.
@@ -182,6 +214,7 @@ _SCALARS = {
     "metrics": str,
     "metrics_token": str,
     "log_format": str,
+    "secrets_key": str,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -192,6 +225,7 @@ _DEFAULT_ACCOUNT_ENV = {
     "session_token": "PIER_SESSION_TOKEN",
 }
 _ACCOUNT_KEYS = {f.name for f in fields(AccountConfig)}
+_USER_KEYS = {"name", "access_key_id", "secret_access_key_env", "policy", "policy_file"}
 
 
 def load(
@@ -206,8 +240,9 @@ def load(
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     extra_accounts: list[dict[str, Any]] = []
+    user_tables: list[dict[str, Any]] = []
     if config_file is not None:
-        values, extra_accounts = _read_toml(config_file)
+        values, extra_accounts, user_tables = _read_toml(config_file)
     for key, kind in _SCALARS.items():
         if (raw := env.get(_ENV_PREFIX + key.upper())) is not None:
             values[key] = _convert(key, raw, kind)
@@ -220,35 +255,56 @@ def load(
     default = _default_account(config.data_dir, env)
     accounts = (default, *(_account(table) for table in extra_accounts))
     _check_unique(accounts)
-    return replace(config, accounts=accounts)
+    base = config_file.parent if config_file is not None else Path.cwd()
+    users = [_user(default.id, table, env, base) for table in user_tables]
+    for account, table in zip(accounts[1:], extra_accounts, strict=True):
+        users += [_user(account.id, user, env, base) for user in table.get("users", [])]
+    _check_users(accounts, users)
+    return replace(config, accounts=accounts, users=tuple(users))
 
 
 def save_resolved(config: Config, path: Path) -> None:
-    """The whole resolved config (accounts included) for worker processes, readable by the owner only."""
-    values = {f.name: getattr(config, f.name) for f in fields(Config)}
+    """The whole resolved config (accounts and users included) for worker processes, readable by the owner
+    only; all but secrets_key, which workers take from PIER_SECRETS_KEY (a key kept beside the data it
+    seals would seal nothing)."""
+    values = {f.name: getattr(config, f.name) for f in fields(Config) if f.name != "secrets_key"}
     values["data_dir"] = str(config.data_dir)
     values["accounts"] = [{f.name: getattr(a, f.name) for f in fields(AccountConfig)} for a in config.accounts]
+    values["users"] = [{f.name: getattr(u, f.name) for f in fields(UserConfig)} for u in config.users]
     _write_private(path, json.dumps(values))
 
 
-def load_resolved(path: Path) -> Config:
+def load_resolved(path: Path, env: Mapping[str, str] | None = None) -> Config:
     values = json.loads(path.read_text())
     accounts = tuple(AccountConfig(**a) for a in values.pop("accounts"))
-    return replace(Config(), **{**values, "data_dir": Path(values["data_dir"]), "accounts": accounts})
+    users = tuple(UserConfig(**u) for u in values.pop("users"))
+    secrets_key = (os.environ if env is None else env).get(_ENV_PREFIX + "SECRETS_KEY", "")
+    return replace(
+        Config(),
+        **{**values, "data_dir": Path(values["data_dir"]), "accounts": accounts, "users": users},
+        secrets_key=secrets_key,
+    )
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from error
     accounts = data.pop("accounts", [])
-    if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
+    if not _tables(accounts):
         raise ConfigError(f"{path}: 'accounts' must be [[accounts]] tables")
+    users = data.pop("users", [])
+    if not _tables(users) or not all(_tables(a.get("users", [])) for a in accounts):
+        raise ConfigError(f"{path}: 'users' must be [[users]] (or [[accounts.users]]) tables")
     unknown = set(data) - set(_SCALARS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts
+    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts, users
+
+
+def _tables(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
 def _convert(key: str, value: Any, kind: type) -> Any:
@@ -304,6 +360,11 @@ def _check(config: Config) -> None:
         raise ConfigError("log_format must be text or json")
     if config.blob_store and not config.blob_store.startswith("s3://"):
         raise ConfigError(f"blob_store {config.blob_store!r} must be empty (the data dir) or s3://bucket[/prefix]")
+    if config.secrets_key:
+        try:
+            sealing.parse_key(config.secrets_key)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if config.public_url:
         parts = urlsplit(config.public_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
@@ -311,6 +372,7 @@ def _check(config: Config) -> None:
 
 
 def _account(table: Mapping[str, Any]) -> AccountConfig:
+    table = {k: v for k, v in table.items() if k != "users"}
     unknown = set(table) - _ACCOUNT_KEYS
     missing = {"id", "alias", "access_key_id", "secret_access_key"} - set(table)
     problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
@@ -326,6 +388,52 @@ def _check_unique(accounts: tuple[AccountConfig, ...]) -> None:
         duplicates = {v for v in seen if seen.count(v) > 1}
         if duplicates:
             raise ConfigError(f"two accounts share the {attribute} {sorted(duplicates)[0]!r}")
+
+
+def _user(account_id: str, table: Mapping[str, Any], env: Mapping[str, str], base: Path) -> UserConfig:
+    where = f"user {table.get('name', '?')!r} of account {account_id}"
+    unknown = set(table) - _USER_KEYS
+    missing = {"name", "access_key_id", "secret_access_key_env"} - set(table)
+    problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
+    problems += [f"missing key(s) {sorted(missing)}"] if missing else []
+    if "policy" in table and "policy_file" in table:
+        problems.append("give policy or policy_file, not both")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    name, key_id, variable = (str(table[k]) for k in ("name", "access_key_id", "secret_access_key_env"))
+    if not USER_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: the name must be 1-64 letters, digits and _+=,.@-")
+    if not ACCESS_KEY_ID.fullmatch(key_id):
+        raise ConfigError(f"{where}: access_key_id must be 16-128 letters and digits")
+    policy_text: str | None = None
+    if "policy_file" in table:
+        path = base / str(table["policy_file"])
+        try:
+            policy_text = path.read_text()
+        except OSError as error:
+            raise ConfigError(f"{where}: cannot read policy_file {path}: {error}") from error
+    elif "policy" in table:
+        policy_text = str(table["policy"])
+    if policy_text is not None:
+        try:
+            policies.check(policy_text, "identity")
+        except policies.PolicyError as error:
+            raise ConfigError(f"{where}: {error.reason}") from None
+    secret = env.get(variable) or None
+    if secret is not None and len(secret) < 16:
+        raise ConfigError(f"{where}: the secret in {variable} must be at least 16 characters")
+    return UserConfig(account_id, name, key_id, variable, secret, policy_text)
+
+
+def _check_users(accounts: tuple[AccountConfig, ...], users: list[UserConfig]) -> None:
+    names = [(u.account_id, u.name) for u in users]
+    for account_id, name in names:
+        if names.count((account_id, name)) > 1:
+            raise ConfigError(f"two users of account {account_id} are named {name!r}")
+    keys = [a.access_key_id for a in accounts] + [u.access_key_id for u in users]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError(f"the access_key_id {key!r} is given twice (accounts and users need their own)")
 
 
 def _default_account(data_dir: Path, env: Mapping[str, str]) -> AccountConfig:

@@ -12,8 +12,11 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     │   ├── DigestInvalid           not a digest, or of an algorithm pier does not support
     │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
     ├── AuthenticationRequired      anonymous, and the action needs an account
-    ├── AccessDenied                an account without the right to this action here
+    ├── AccessDenied                a principal without the right to this action here (IAM's words)
     ├── NotFound
+    │   ├── AccountNotFound         no account with that id (user management)
+    │   ├── UserNotFound
+    │   ├── AccessKeyNotFound
     │   ├── BlobNotFound
     │   ├── RegistryNotFound
     │   ├── RepositoryNotFound
@@ -25,6 +28,8 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     │   └── ReferencedImagesNotFound  an index names manifests the repository does not have
     ├── RepositoryAlreadyExists
     ├── RepositoryNotEmpty
+    ├── UserAlreadyExists
+    ├── DeclaredInConfig            a user pier.toml declares: change it there, not with the CLI
     ├── ImageAlreadyExists          the same manifest with the same tag (or none) was pushed before
     ├── ImageDigestDoesNotMatch
     ├── InvalidLayer                the bytes do not have the digest the client named
@@ -97,9 +102,16 @@ class AuthenticationRequired(PierError):
 
 
 class AccessDenied(PierError):
-    def __init__(self, action: str, repository: str) -> None:
-        super().__init__(f"The caller may not {action} {repository}")
+    """IAM's refusal, in IAM's words: who, which action, on what, and why (no policy allows it, or an
+    explicit deny in an identity-based or a resource-based policy)."""
+
+    def __init__(self, principal_arn: str, action: str, resource: str, reason: str) -> None:
+        super().__init__(
+            f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {reason}"
+        )
+        self.principal_arn = principal_arn
         self.action = action
+        self.resource = resource
 
 
 class NotFound(PierError):
@@ -154,6 +166,21 @@ class RepositoryNotFound(NotFound):
         self.name = name
 
 
+class AccountNotFound(NotFound):
+    def __init__(self, account_id: str, known: list[str]) -> None:
+        super().__init__(f"There is no account {account_id!r} (accounts: {', '.join(known)})")
+
+
+class UserNotFound(NotFound):
+    def __init__(self, account_id: str, name: str) -> None:
+        super().__init__(f"The user with name {name} cannot be found in account {account_id}")
+
+
+class AccessKeyNotFound(NotFound):
+    def __init__(self, account_id: str, name: str, access_key_id: str) -> None:
+        super().__init__(f"The access key {access_key_id} of user {name} cannot be found in account {account_id}")
+
+
 class RepositoryPolicyNotFound(NotFound):
     def __init__(self, registry_id: str, name: str) -> None:
         super().__init__(
@@ -176,6 +203,19 @@ class RepositoryNotEmpty(PierError):
         super().__init__(
             f"The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted "
             "because it still contains images"
+        )
+
+
+class UserAlreadyExists(PierError):
+    def __init__(self, account_id: str, name: str) -> None:
+        super().__init__(f"User with name {name} already exists in account {account_id}")
+
+
+class DeclaredInConfig(PierError):
+    def __init__(self, account_id: str, name: str) -> None:
+        super().__init__(
+            f"The user {name} of account {account_id} is declared in pier.toml; change it there "
+            "(the CLI changes only the users it created)"
         )
 
 

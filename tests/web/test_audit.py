@@ -34,11 +34,19 @@ def test_mutating_calls_are_audited_without_secrets(make_server: Any) -> None:
     with pytest.raises(other.exceptions.RepositoryNotFoundException):
         other.delete_repository(registryId=OWNER.id, repositoryName="audited")
     log = entries(server)
+    owner, other_root = f"arn:aws:iam::{OWNER.id}:root", f"arn:aws:iam::{OTHER.id}:root"
     assert [(e["door"], e["action"], e["principal"], e["status"]) for e in log] == [
-        ("api", "CreateRepository", OWNER.id, 200),
-        ("oci", "POST /v2/{name:path}/blobs/uploads/", OWNER.id, 201),
+        ("api", "CreateRepository", owner, 200),
+        ("oci", "POST /v2/{name:path}/blobs/uploads/", owner, 201),
         ("oci", "POST /v2/{name:path}/blobs/uploads/", "anonymous", 401),
-        ("api", "DeleteRepository", OTHER.id, 400),
+        ("api", "DeleteRepository", other_root, 400),
+    ]
+    # The account, and the access key the call was signed with (or the login was got with).
+    assert [(e["account"], e["access_key_id"]) for e in log] == [
+        (OWNER.id, OWNER.access_key_id),
+        (OWNER.id, OWNER.access_key_id),
+        (None, None),
+        (OTHER.id, OTHER.access_key_id),
     ]
     assert log[0]["target"] == "audited"
     assert log[3]["target"] == f"{OWNER.id}/audited"

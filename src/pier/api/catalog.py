@@ -6,8 +6,8 @@ from typing import Any
 
 from pier.api.operations import Params, operation
 from pier.core import catalog
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 
 
 def catalog_input(given: dict[str, Any] | None) -> catalog.CatalogInput | None:
@@ -37,24 +37,24 @@ def catalog_output(data: catalog.CatalogData) -> dict[str, Any]:
 
 
 @operation("PutRepositoryCatalogData")
-def put_repository_catalog_data(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def put_repository_catalog_data(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     given = catalog_input(params["catalogData"]) or catalog.CatalogInput()
     data = catalog.put_repository_catalog_data(core, caller, params.get("registryId"), params["repositoryName"], given)
     return {"catalogData": catalog_output(data)}
 
 
 @operation("GetRepositoryCatalogData")
-def get_repository_catalog_data(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def get_repository_catalog_data(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     data = catalog.get_repository_catalog_data(core, caller, params.get("registryId"), params["repositoryName"])
     return {"catalogData": catalog_output(data)}
 
 
 @operation("PutRegistryCatalogData")
-def put_registry_catalog_data(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def put_registry_catalog_data(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     name = catalog.put_registry_display_name(core, caller, params.get("displayName"))
     return {"registryCatalogData": {"displayName": name}}
 
 
 @operation("GetRegistryCatalogData")
-def get_registry_catalog_data(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def get_registry_catalog_data(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     return {"registryCatalogData": {"displayName": catalog.get_registry_display_name(core, caller)}}

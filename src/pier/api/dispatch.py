@@ -33,6 +33,8 @@ from pier.api.errors import ApiError, to_wire
 from pier.api.operations import HANDLERS
 from pier.core import limits
 from pier.core.context import Core
+from pier.core.principals import Caller
+from pier.core.users import MISS_SECONDS
 from pier.web.admission import RETRY_AFTER, TooManyBodies
 from pier.web.bodies import BodyError, BodyTimeout, close_unless_read, discard_rest, has_body
 from pier.web.exchange import UNKNOWN, exchange
@@ -70,6 +72,8 @@ async def handle(request: Request) -> Response:
     else:
         response, operation, caller, named = await _handle(request, request_id)
     close_unless_read(request.scope, response.headers)
+    if not operation and response.status_code >= 400:
+        operation = _known_operation(target)  # a refused call is audited too, if it names a real operation
     if operation and not operation.startswith(READ_ONLY_PREFIXES):
         target = named.get("repositoryName") or named.get("resourceArn") or ""
         if named.get("registryId"):
@@ -78,7 +82,11 @@ async def handle(request: Request) -> Response:
         request.app.state.audit.record(
             door="api",
             action=operation,
-            principal=caller,
+            principal=caller.arn if caller else None,
+            account=caller.account_id if caller else None,
+            # The key the request claims when it was not verified: never a secret, and what a revoked key's
+            # attempts are found by.
+            access_key_id=caller.access_key_id if caller else _claimed_key(request),
             target=target,
             address=request.client.host if request.client else None,
             status=response.status_code,
@@ -88,9 +96,9 @@ async def handle(request: Request) -> Response:
     return response
 
 
-async def _handle(request: Request, request_id: str) -> tuple[Response, str, str | None, dict[str, str]]:
+async def _handle(request: Request, request_id: str) -> tuple[Response, str, Caller | None, dict[str, str]]:
     """The response, and for the audit log: the operation (if known), the caller, what it named."""
-    operation, caller_id, named = "", None, dict[str, str]()
+    operation, caller, named = "", None, dict[str, str]()
     try:
         body = await _read_body(request)
         core: Core = request.app.state.core
@@ -98,9 +106,21 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         url = f"http://{request.headers.get('host', '')}{request.scope['path']}"
         if request.scope.get("query_string"):
             url += "?" + request.scope["query_string"].decode("latin-1")
-        caller = sigv4.verify(core.accounts, request.method, url, headers, body, datetime.datetime.now(datetime.UTC))
-        caller_id = exchange(request.scope).account = caller.id
-        wait = request.app.state.rate_limits.wait_time(request.client.host if request.client else "", True)
+        claimed = _claimed_key(request)
+        if claimed is not None and core.directory.needs_refresh_for_key(claimed):
+            await run_sync(core.directory.ensure_fresh, MISS_SECONDS)  # a user's key: what is known must be recent
+        now = datetime.datetime.now(datetime.UTC)
+        credential = sigv4.verify(core.directory.credential, request.method, url, headers, body, now)
+        address = request.client.host if request.client else ""
+        caller = Caller(
+            credential.account,
+            credential.user,
+            credential.access_key_id,
+            address,
+            request.scope.get("scheme") == "https",
+        )
+        exchange(request.scope).account = credential.account.id
+        wait = request.app.state.rate_limits.wait_time(address, True)
         if wait:
             raise ApiError("ThrottlingException", 400, "Rate exceeded", {}, {"Retry-After": str(int(wait) + 1)})
         operation = _operation(request.headers.get("x-amz-target", ""))
@@ -143,7 +163,7 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, str
         request.app.state.failures.report(
             "api", f"{operation or '?'} (request {request_id})", response.status_code, failure
         )
-    return response, operation, caller_id, named
+    return response, operation, caller, named
 
 
 async def _read_body(request: Request) -> bytearray:
@@ -169,11 +189,25 @@ def _too_large() -> ApiError:
     return ApiError("RequestEntityTooLargeException", 413, message, {}, {"Connection": "close"})
 
 
+def _claimed_key(request: Request) -> str | None:
+    """The access key id the request's Authorization names (before, or without, its signature checked)."""
+    match = _CLAIMED_KEY.search(request.headers.get("authorization", ""))
+    return match[1] if match else None
+
+
 def _claimed_account(request: Request) -> str | None:
     """The account whose access key the request names (its signature is checked once the body is in)."""
-    match = _CLAIMED_KEY.search(request.headers.get("authorization", ""))
-    account = request.app.state.core.accounts.by_access_key(match[1]) if match else None
-    return account.id if account else None
+    key = _claimed_key(request)
+    try:
+        credential = request.app.state.core.directory.credential(key) if key else None
+    except errors.PierError:
+        return None
+    return credential.account.id if credential else None
+
+
+def _known_operation(target: str) -> str:
+    prefix, _, name = target.partition(".")
+    return name if prefix == model.target_prefix() and name in HANDLERS else ""
 
 
 def _operation(target: str) -> str:

@@ -6,8 +6,8 @@ from typing import Any
 
 from pier.api.operations import Params, operation
 from pier.core import images
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import ImageRow
 
 
@@ -32,7 +32,7 @@ def _referenced(image: ImageRow) -> dict[str, Any]:
 
 
 @operation("PutImage")
-def put_image(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def put_image(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     result = images.put_image_api(
         core,
         caller,
@@ -55,7 +55,7 @@ def put_image(core: Core, caller: Account, params: Params) -> dict[str, Any]:
 
 
 @operation("DescribeImages")
-def describe_images(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def describe_images(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     repository, page = images.describe_images(
         core,
         caller,
@@ -78,7 +78,7 @@ def describe_images(core: Core, caller: Account, params: Params) -> dict[str, An
 
 
 @operation("DescribeImageTags")
-def describe_image_tags(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def describe_image_tags(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     _, page = images.describe_image_tags(
         core,
         caller,
@@ -92,7 +92,7 @@ def describe_image_tags(core: Core, caller: Account, params: Params) -> dict[str
 
 
 @operation("BatchDeleteImage")
-def batch_delete_image(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def batch_delete_image(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     deleted, failures = images.batch_delete_image(
         core, caller, params.get("registryId"), params["repositoryName"], _image_ids(params["imageIds"]) or []
     )

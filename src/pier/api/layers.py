@@ -6,13 +6,13 @@ from typing import Any
 
 from pier.api.operations import Params, operation
 from pier.core import uploads
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.web import metrics
 
 
 @operation("InitiateLayerUpload")
-def initiate_layer_upload(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def initiate_layer_upload(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     upload_id, part_size = uploads.initiate_layer_upload(
         core, caller, params.get("registryId"), params["repositoryName"]
     )
@@ -20,7 +20,7 @@ def initiate_layer_upload(core: Core, caller: Account, params: Params) -> dict[s
 
 
 @operation("UploadLayerPart")
-def upload_layer_part(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def upload_layer_part(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     name, upload_id = params["repositoryName"], params["uploadId"]
     registry_id, last_byte = uploads.upload_layer_part(
         core,
@@ -37,7 +37,7 @@ def upload_layer_part(core: Core, caller: Account, params: Params) -> dict[str, 
 
 
 @operation("CompleteLayerUpload")
-def complete_layer_upload(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def complete_layer_upload(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     name, upload_id = params["repositoryName"], params["uploadId"]
     registry_id, digest = uploads.complete_layer_upload(
         core, caller, params.get("registryId"), name, upload_id, params["layerDigests"]
@@ -46,7 +46,7 @@ def complete_layer_upload(core: Core, caller: Account, params: Params) -> dict[s
 
 
 @operation("BatchCheckLayerAvailability")
-def batch_check_layer_availability(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def batch_check_layer_availability(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     layers, failures = uploads.batch_check_layer_availability(
         core, caller, params.get("registryId"), params["repositoryName"], params["layerDigests"]
     )

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 
 Params = dict[str, Any]
-Handler = Callable[[Core, Account, Params], dict[str, Any]]
+Handler = Callable[[Core, Caller, Params], dict[str, Any]]
 
 HANDLERS: dict[str, Handler] = {}
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from pier.api.operations import Params, operation
 from pier.core import pagination, registries
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 
 
 @operation("DescribeRegistries")
-def describe_registries(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def describe_registries(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     pagination.page_size(params.get("maxResults"))
     # One registry per account, so there is never a second page; a token is checked all the same.
     pagination.read_token(core.signer, "registries", params.get("nextToken"))
@@ -32,6 +32,6 @@ def describe_registries(core: Core, caller: Account, params: Params) -> dict[str
 
 
 @operation("GetAuthorizationToken")
-def get_authorization_token(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def get_authorization_token(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     token, expires_at = registries.get_authorization_token(core, caller)
     return {"authorizationData": {"authorizationToken": token, "expiresAt": expires_at}}

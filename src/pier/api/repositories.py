@@ -7,8 +7,8 @@ from typing import Any
 from pier.api.catalog import catalog_input, catalog_output
 from pier.api.operations import Params, operation
 from pier.core import repositories
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 
 
 def repository_output(repository: repositories.Repository) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def repository_output(repository: repositories.Repository) -> dict[str, Any]:
 
 
 @operation("CreateRepository")
-def create_repository(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def create_repository(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     repository, catalog = repositories.create_repository(
         core,
         caller,
@@ -34,7 +34,7 @@ def create_repository(core: Core, caller: Account, params: Params) -> dict[str, 
 
 
 @operation("DescribeRepositories")
-def describe_repositories(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def describe_repositories(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     page = repositories.describe_repositories(
         core,
         caller,
@@ -47,7 +47,7 @@ def describe_repositories(core: Core, caller: Account, params: Params) -> dict[s
 
 
 @operation("DeleteRepository")
-def delete_repository(core: Core, caller: Account, params: Params) -> dict[str, Any]:
+def delete_repository(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     repository = repositories.delete_repository(
         core, caller, params.get("registryId"), params["repositoryName"], params.get("force", False)
     )

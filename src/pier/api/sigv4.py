@@ -7,7 +7,7 @@ derive the signature for the region in the credential scope, and compare in cons
 Every failure has its own error code, as AWS answers them:
     MissingAuthenticationTokenException  403  no Authorization header
     IncompleteSignatureException         400  a malformed Authorization header or date
-    UnrecognizedClientException          403  unknown access key (or wrong session token)
+    UnrecognizedClientException          403  unknown (or deleted) access key, or wrong session token
     InvalidSignatureException            403  signature mismatch, wrong service, or a date over 15 min off
 """
 
@@ -17,14 +17,14 @@ import datetime
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 
 from pier.api.errors import ApiError
-from pier.core.accounts import Account, Accounts
+from pier.core.users import Credential
 
 SERVICE = "ecr-public"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -52,14 +52,17 @@ class _ClientSignedHeaders(SigV4Auth):  # type: ignore[misc]
 
 
 def verify(
-    accounts: Accounts,
+    credentials: Callable[[str], Credential | None],
     method: str,
     url: str,
     headers: Sequence[tuple[str, str]],
     body: bytes | bytearray,
     now: datetime.datetime,
-) -> Account:
-    """The account that signed this request; ApiError otherwise."""
+) -> Credential:
+    """The credential (an account's root key, or a user's) that signed this request; ApiError otherwise.
+
+    `credentials` finds an access key's credential (it may raise errors.Unavailable when pier cannot
+    confirm users' keys right now)."""
     lookup = HTTPHeaders.from_pairs(headers)
     authorization = lookup.get("authorization")
     if not authorization:
@@ -100,15 +103,15 @@ def verify(
             "IncompleteSignatureException", 400, f"X-Amz-Date must have the form YYYYMMDDTHHMMSSZ, not {stamp!r}"
         ) from None
 
-    account = accounts.by_access_key(access_key)
-    if account is None:
+    credential = credentials(access_key)
+    if credential is None:
         raise ApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
-    if account.session_token is not None:
+    if credential.session_token is not None:
         token = lookup.get("x-amz-security-token")
         if (
             token is None
             or "x-amz-security-token" not in signed
-            or not hmac.compare_digest(token.encode(), account.session_token.encode())
+            or not hmac.compare_digest(token.encode(), credential.session_token.encode())
         ):
             raise ApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid.")
     if service != SERVICE:
@@ -149,7 +152,7 @@ def verify(
         ),
     )
     request.context["timestamp"] = stamp
-    signer = _ClientSignedHeaders(Credentials(access_key, account.secret_access_key), region, signed)
+    signer = _ClientSignedHeaders(Credentials(access_key, credential.secret_access_key), region, signed)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected.encode(), match["signature"].encode()):
@@ -159,4 +162,4 @@ def verify(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method.",
         )
-    return account
+    return credential

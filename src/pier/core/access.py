@@ -1,44 +1,125 @@
-"""Who may act on what: the one place that turns (caller, repository, action) into yes or no.
+"""Who may act on what: the one place that turns (caller, action, resource) into yes or no, as IAM does.
 
-The owner may do everything its repository's policy does not explicitly deny. Another account may do
-what the policy allows and does not deny. Pulls through /v2/ are public, as in ECR Public. On the API a
-caller that may not act on another account's repository is told it does not exist, so nothing leaks
-about what exists in registries it may not use.
+    an explicit Deny in the user's identity policy or in the repository policy  ->  no, whoever asks
+    the account's root, in its own account                                     ->  yes
+    a user, in its own account      ->  yes if its identity policy allows, or the repository policy
+                                        allows naming the user itself (or "*"); naming only the account
+                                        delegates to the identity policy
+    another account's root          ->  yes if the repository policy allows
+    another account's user          ->  yes if the repository policy allows AND its identity policy does
+
+Actions are "ecr-public:<Operation>" (and "sts:GetServiceBearerToken" beside GetAuthorizationToken);
+resources are repository ARNs, the registry ARN for registry-wide operations, "*" for tokens.
+Pulls through /v2/ are public, as in ECR Public. On the API, a caller whom another account's
+repository policy does not let in is told the repository does not exist, so nothing leaks about what
+exists in registries it may not use; anyone else refused gets AccessDenied in IAM's words.
 """
 
 from __future__ import annotations
 
+import enum
+
 from pier import errors
 from pier.core import limits, policies
-from pier.core.accounts import Account, repository_arn
+from pier.core.accounts import registry_arn, repository_arn
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import RepositoryRow
 
+SERVICE = "ecr-public"
 
-def target_registry(core: Core, caller: Account, registry_id: str | None) -> str:
+
+class Refusal(enum.Enum):
+    NO_IDENTITY_ALLOW = "no_identity_allow"
+    NO_RESOURCE_ALLOW = "no_resource_allow"
+    IDENTITY_DENY = "identity_deny"
+    RESOURCE_DENY = "resource_deny"
+
+    def reason(self, action: str) -> str:
+        return {
+            Refusal.NO_IDENTITY_ALLOW: f"because no identity-based policy allows the {action} action",
+            Refusal.NO_RESOURCE_ALLOW: f"because no resource-based policy allows the {action} action",
+            Refusal.IDENTITY_DENY: "with an explicit deny in an identity-based policy",
+            Refusal.RESOURCE_DENY: "with an explicit deny in a resource-based policy",
+        }[self]
+
+
+def qualified(action: str) -> str:
+    """ECR operation names become IAM actions (ecr-public:PutImage); qualified names stay as they are."""
+    return action if ":" in action else f"{SERVICE}:{action}"
+
+
+def decide(
+    core: Core, caller: Caller, action: str, resource: str, owner: str, repository_policy: str | None = None
+) -> Refusal | None:
+    """None if `caller` may do `action` on `resource` of account `owner`, else why not."""
+    action = qualified(action)
+    facts = caller.facts(core.clock())
+    who = caller.who
+    granted = policies.evaluate(policies.parse(repository_policy), who, action, resource, facts)
+    identity = policies.evaluate(caller.user.policy, who, action, resource, facts) if caller.user else None
+    # The owner's word first: for another account's caller, a refusal by the repository policy is what
+    # decides whether it may even learn that the repository exists.
+    if granted.deny:
+        return Refusal.RESOURCE_DENY
+    if caller.account_id != owner and not granted.allow:
+        return Refusal.NO_RESOURCE_ALLOW
+    if identity is not None and identity.deny:
+        return Refusal.IDENTITY_DENY
+    if identity is None or identity.allow:
+        return None
+    if caller.account_id == owner and granted.allow_named:
+        return None
+    return Refusal.NO_IDENTITY_ALLOW
+
+
+def denied(caller: Caller, action: str, resource: str, refusal: Refusal) -> errors.AccessDenied:
+    action = qualified(action)
+    return errors.AccessDenied(caller.arn, action, resource, refusal.reason(action))
+
+
+def require(core: Core, caller: Caller, action: str, resource: str, owner: str | None = None) -> None:
+    """AccessDenied unless the caller may do an action that no repository policy governs (on its registry,
+    on a repository it creates, or for a token)."""
+    refusal = decide(core, caller, action, resource, owner or caller.account_id)
+    if refusal is not None:
+        raise denied(caller, action, resource, refusal)
+
+
+def require_registry(core: Core, caller: Caller, action: str) -> None:
+    """For the registry-wide operations on the caller's own registry (DescribeRegistries, its catalog data)."""
+    require(core, caller, action, registry_arn(caller.account_id))
+
+
+def target_registry(core: Core, caller: Caller, registry_id: str | None) -> str:
     """The registry id a request names (by id or alias), or the caller's own when it names none."""
-    if registry_id is None or registry_id in (caller.id, caller.alias):
-        return caller.id
+    if registry_id is None or registry_id in (caller.account.id, caller.account.alias):
+        return caller.account.id
     account = core.accounts.by_id_or_alias(registry_id)
     if account is None:
         raise errors.RegistryNotFound(registry_id)
     return account.id
 
 
-def allowed(core: Core, caller: Account | None, row: RepositoryRow, action: str) -> bool:
-    """May `caller` (None: anonymous) do the ECR operation `action` on the repository?"""
-    account_id = caller.id if caller else None
-    decision = policies.evaluate(
-        row.policy_text, account_id, f"ecr-public:{action}", repository_arn(row.registry_id, row.name)
-    )
-    if decision is policies.Decision.DENY:
-        return False
-    return account_id == row.registry_id or decision is policies.Decision.ALLOW
+def refusal_for(core: Core, caller: Caller, row: RepositoryRow, action: str) -> Refusal | None:
+    resource = repository_arn(row.registry_id, row.name)
+    return decide(core, caller, action, resource, row.registry_id, row.policy_text)
+
+
+def allowed(core: Core, caller: Caller, row: RepositoryRow, action: str) -> bool:
+    """May `caller` do the ECR operation `action` on the repository?"""
+    return refusal_for(core, caller, row, action) is None
+
+
+def _hidden(caller: Caller, row: RepositoryRow, refusal: Refusal) -> bool:
+    """Whether to answer "does not exist": another account's repository whose policy does not let the
+    caller in (a refusal by the caller's own identity policy tells it nothing about the repository)."""
+    return caller.account_id != row.registry_id and refusal in (Refusal.NO_RESOURCE_ALLOW, Refusal.RESOURCE_DENY)
 
 
 def find_repository(
     core: Core,
-    caller: Account,
+    caller: Caller,
     registry_id: str | None,
     name: str,
     action: str,
@@ -47,8 +128,8 @@ def find_repository(
 ) -> RepositoryRow:
     """The repository, if the caller may do `action` (an ECR operation name) on it.
 
-    RepositoryNotFound when it does not exist or belongs to another account that grants nothing;
-    AccessDenied when the caller owns it but its policy denies the action.
+    RepositoryNotFound when it does not exist or belongs to another account whose policy does not let the
+    caller in; AccessDenied when the caller is otherwise refused.
 
     With registry_must_exist (the operations that take a registry alias), a registry that does not
     exist at all is RegistryNotFound, as ECR answers them.
@@ -58,14 +139,15 @@ def find_repository(
     except errors.RegistryNotFound:
         if registry_must_exist:
             raise
-        raise errors.RepositoryNotFound(registry_id or caller.id, name) from None
+        raise errors.RepositoryNotFound(registry_id or caller.account_id, name) from None
     row = core.meta.get_repository(target, name)
     if row is None:
         raise errors.RepositoryNotFound(target, name)
-    if not allowed(core, caller, row, action):
-        if caller.id == row.registry_id:
-            raise errors.AccessDenied(action, name)
-        raise errors.RepositoryNotFound(target, name)
+    refusal = refusal_for(core, caller, row, action)
+    if refusal is not None:
+        if _hidden(caller, row, refusal):
+            raise errors.RepositoryNotFound(target, name)
+        raise denied(caller, action, repository_arn(row.registry_id, row.name), refusal)
     return row
 
 
@@ -79,11 +161,11 @@ def is_repository_path(path: str) -> bool:
 PULL = None
 
 
-def repository_by_path(core: Core, caller: Account | None, path: str, action: str | None) -> RepositoryRow:
+def repository_by_path(core: Core, caller: Caller | None, path: str, action: str | None) -> RepositoryRow:
     """The repository `<alias>/<name>` names, if the caller may do `action` (an ECR operation, or PULL).
 
     The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
-    client logs in before anything else); an account without the right gets AccessDenied.
+    client logs in before anything else); a caller without the right gets AccessDenied, naming the action.
     """
     if action is not PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action} {path}")
@@ -96,6 +178,8 @@ def repository_by_path(core: Core, caller: Account | None, path: str, action: st
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)
-    if action is not PULL and not allowed(core, caller, row, action):
-        raise errors.AccessDenied(action, path)
+    if action is not PULL and caller is not None:
+        refusal = refusal_for(core, caller, row, action)
+        if refusal is not None:
+            raise denied(caller, action, repository_arn(row.registry_id, row.name), refusal)
     return row

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 
 from pier import errors
 from pier.core import limits, search_index
-from pier.core.access import find_repository
-from pier.core.accounts import Account
+from pier.core.access import find_repository, require_registry
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import CatalogRow
 
 # The badges ECR Public accepts (its console and API reject anything else).
@@ -93,7 +93,7 @@ def view(core: Core, row: CatalogRow) -> CatalogData:
 
 
 def put_repository_catalog_data(
-    core: Core, caller: Account, registry_id: str | None, name: str, given: CatalogInput
+    core: Core, caller: Caller, registry_id: str | None, name: str, given: CatalogInput
 ) -> CatalogData:
     row = find_repository(core, caller, registry_id, name, "PutRepositoryCatalogData")
     updated = prepare(core, given, row.catalog)
@@ -102,18 +102,20 @@ def put_repository_catalog_data(
     return view(core, updated)
 
 
-def get_repository_catalog_data(core: Core, caller: Account, registry_id: str | None, name: str) -> CatalogData:
+def get_repository_catalog_data(core: Core, caller: Caller, registry_id: str | None, name: str) -> CatalogData:
     return view(core, find_repository(core, caller, registry_id, name, "GetRepositoryCatalogData").catalog)
 
 
-def get_registry_display_name(core: Core, caller: Account) -> str:
-    return core.meta.get_registry_display_name(caller.id) or ""
+def get_registry_display_name(core: Core, caller: Caller) -> str:
+    require_registry(core, caller, "GetRegistryCatalogData")
+    return core.meta.get_registry_display_name(caller.account_id) or ""
 
 
-def put_registry_display_name(core: Core, caller: Account, display_name: str | None) -> str:
+def put_registry_display_name(core: Core, caller: Caller, display_name: str | None) -> str:
+    require_registry(core, caller, "PutRegistryCatalogData")
     if display_name is not None:
-        core.meta.set_registry_display_name(caller.id, display_name)
-    return get_registry_display_name(core, caller)
+        core.meta.set_registry_display_name(caller.account_id, display_name)
+    return core.meta.get_registry_display_name(caller.account_id) or ""
 
 
 def _pick(given: str | None, current: str | None) -> str | None:

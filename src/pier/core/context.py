@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pier.core import limits
 from pier.core.accounts import Accounts
 from pier.core.tokens import TokenSigner
+from pier.core.users import Directory
 from pier.storage.blobs import BlobStore
 from pier.storage.metadata import MetadataStore
 
@@ -65,6 +66,7 @@ class Core:
     meta: MetadataStore
     blobs: BlobStore
     accounts: Accounts
+    directory: Directory  # users and every access key, kept fresh (core/users.py)
     signer: TokenSigner
     public_url: str  # e.g. https://registry.example.com, no trailing slash
     public_host: str  # host[:port], the first part of every repositoryUri

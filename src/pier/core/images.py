@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pier import digests, errors
 from pier.core import limits, manifests, pagination
 from pier.core.access import find_repository
-from pier.core.accounts import Account
 from pier.core.blobs import check_digest
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
 
 
@@ -116,7 +116,7 @@ def put_image(
 
 def put_image_api(
     core: Core,
-    caller: Account,
+    caller: Caller,
     registry_id: str | None,
     name: str,
     data: bytes,
@@ -148,7 +148,7 @@ def find_image(core: Core, repository: RepositoryRow, image_id: ImageId, *, with
 
 def describe_images(
     core: Core,
-    caller: Account,
+    caller: Caller,
     registry_id: str | None,
     name: str,
     image_ids: Sequence[ImageId] | None,
@@ -169,7 +169,7 @@ def describe_images(
 
 
 def describe_image_tags(
-    core: Core, caller: Account, registry_id: str | None, name: str, max_results: int | None, next_token: str | None
+    core: Core, caller: Caller, registry_id: str | None, name: str, max_results: int | None, next_token: str | None
 ) -> tuple[RepositoryRow, pagination.Page[TagRow]]:
     repository = find_repository(core, caller, registry_id, name, "DescribeImageTags")
     listing = f"tags:{repository.id}"
@@ -180,7 +180,7 @@ def describe_image_tags(
 
 
 def batch_delete_image(
-    core: Core, caller: Account, registry_id: str | None, name: str, image_ids: Sequence[ImageId]
+    core: Core, caller: Caller, registry_id: str | None, name: str, image_ids: Sequence[ImageId]
 ) -> tuple[list[ImageId], list[Failure]]:
     """By tag: remove the tag, and the image with it when no other tag is left. By digest: the image
     and all its tags. Each id succeeds or fails alone, with ECR's failure codes."""

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from pier import errors
 from pier.core import catalog, pagination, policies, resource_tags, search_index
-from pier.core.access import allowed, find_repository, target_registry
-from pier.core.accounts import Account, repository_arn
+from pier.core.access import allowed, find_repository, require, target_registry
+from pier.core.accounts import repository_arn
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import Conflict, RepositoryRow
 
 
@@ -35,23 +36,27 @@ def view(core: Core, row: RepositoryRow) -> Repository:
 
 
 def create_repository(
-    core: Core, caller: Account, name: str, catalog_input: catalog.CatalogInput | None, tags: Sequence[tuple[str, str]]
+    core: Core, caller: Caller, name: str, catalog_input: catalog.CatalogInput | None, tags: Sequence[tuple[str, str]]
 ) -> tuple[Repository, catalog.CatalogData]:
+    arn = repository_arn(caller.account_id, name)
+    require(core, caller, "CreateRepository", arn)
+    if tags:  # tagging on creation needs the right to tag, as in ECR
+        require(core, caller, "TagResource", arn)
     checked_tags = resource_tags.check(tags)
     stored_catalog = catalog.prepare(core, catalog_input, catalog.EMPTY)
     try:
         row = core.meta.insert_repository(
-            caller.id, name, core.clock(), stored_catalog, checked_tags, core.max_repositories
+            caller.account_id, name, core.clock(), stored_catalog, checked_tags, core.max_repositories
         )
     except Conflict:
-        raise errors.RepositoryAlreadyExists(caller.id, name) from None
+        raise errors.RepositoryAlreadyExists(caller.account_id, name) from None
     search_index.index(core, row)
     return view(core, row), catalog.view(core, stored_catalog)
 
 
 def describe_repositories(
     core: Core,
-    caller: Account,
+    caller: Caller,
     registry_id: str | None,
     names: Sequence[str] | None,
     max_results: int | None,
@@ -78,7 +83,7 @@ def describe_repositories(
     return pagination.Page([view(core, row) for row in visible], page.next_token)
 
 
-def delete_repository(core: Core, caller: Account, registry_id: str | None, name: str, force: bool) -> Repository:
+def delete_repository(core: Core, caller: Caller, registry_id: str | None, name: str, force: bool) -> Repository:
     row = find_repository(core, caller, registry_id, name, "DeleteRepository")
     if not force and core.meta.has_images(row.id):
         raise errors.RepositoryNotEmpty(row.registry_id, name)
@@ -89,11 +94,13 @@ def delete_repository(core: Core, caller: Account, registry_id: str | None, name
 
 
 def set_repository_policy(
-    core: Core, caller: Account, registry_id: str | None, name: str, policy_text: str, force: bool
+    core: Core, caller: Caller, registry_id: str | None, name: str, policy_text: str, force: bool
 ) -> tuple[str, str]:
     row = find_repository(core, caller, registry_id, name, "SetRepositoryPolicy")
     policies.check(policy_text)
-    locked = policies.locks_out(policy_text, caller.id, repository_arn(row.registry_id, row.name))
+    locked = policies.locks_out(
+        policy_text, caller.who, repository_arn(row.registry_id, row.name), caller.facts(core.clock())
+    )
     if locked and not force:
         raise errors.InvalidParameter(
             f"The policy would deny you {', '.join(locked)} on this repository, so you could not change it "
@@ -103,14 +110,14 @@ def set_repository_policy(
     return row.registry_id, policy_text
 
 
-def get_repository_policy(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, str]:
+def get_repository_policy(core: Core, caller: Caller, registry_id: str | None, name: str) -> tuple[str, str]:
     row = find_repository(core, caller, registry_id, name, "GetRepositoryPolicy")
     if row.policy_text is None:
         raise errors.RepositoryPolicyNotFound(row.registry_id, name)
     return row.registry_id, row.policy_text
 
 
-def delete_repository_policy(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, str]:
+def delete_repository_policy(core: Core, caller: Caller, registry_id: str | None, name: str) -> tuple[str, str]:
     row = find_repository(core, caller, registry_id, name, "DeleteRepositoryPolicy")
     if row.policy_text is None:
         raise errors.RepositoryPolicyNotFound(row.registry_id, name)

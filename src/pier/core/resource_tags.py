@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pier import errors
 from pier.core import limits
 from pier.core.access import find_repository
-from pier.core.accounts import Account, parse_repository_arn
+from pier.core.accounts import parse_repository_arn
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import RepositoryRow
 
 
@@ -37,7 +38,7 @@ def check_key(key: str) -> None:
         raise errors.InvalidTagParameter(f"The tag key '{key}' is not valid")
 
 
-def _repository(core: Core, caller: Account, arn: str, action: str) -> RepositoryRow:
+def _repository(core: Core, caller: Caller, arn: str, action: str) -> RepositoryRow:
     parsed = parse_repository_arn(arn)
     if parsed is None:
         raise errors.InvalidParameter(f"Invalid parameter at 'resourceArn': '{arn}' is not a repository ARN")
@@ -45,17 +46,17 @@ def _repository(core: Core, caller: Account, arn: str, action: str) -> Repositor
     return find_repository(core, caller, registry_id, name, action)
 
 
-def tag_resource(core: Core, caller: Account, arn: str, tags: Sequence[tuple[str, str]]) -> None:
+def tag_resource(core: Core, caller: Caller, arn: str, tags: Sequence[tuple[str, str]]) -> None:
     row = _repository(core, caller, arn, "TagResource")
     core.meta.change_tags(row.id, put=check(tags), remove=(), limit=limits.TAGS_PER_RESOURCE)
 
 
-def untag_resource(core: Core, caller: Account, arn: str, keys: Sequence[str]) -> None:
+def untag_resource(core: Core, caller: Caller, arn: str, keys: Sequence[str]) -> None:
     row = _repository(core, caller, arn, "UntagResource")
     for key in keys:
         check_key(key)
     core.meta.change_tags(row.id, put={}, remove=keys, limit=limits.TAGS_PER_RESOURCE)
 
 
-def list_tags_for_resource(core: Core, caller: Account, arn: str) -> dict[str, str]:
+def list_tags_for_resource(core: Core, caller: Caller, arn: str) -> dict[str, str]:
     return core.meta.get_tags(_repository(core, caller, arn, "ListTagsForResource").id)

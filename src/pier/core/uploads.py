@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from pier import digests, errors
 from pier.core import limits
 from pier.core.access import find_repository
-from pier.core.accounts import Account
 from pier.core.blobs import check_digest
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.blobs import DigestMismatch, UploadBusy, UploadMissing, UploadWriter
 from pier.storage.metadata import RepositoryRow, UploadRow
 
@@ -328,14 +328,14 @@ def cancel(core: Core, upload: UploadRow) -> None:
 # The ECR layer operations
 
 
-def initiate_layer_upload(core: Core, caller: Account, registry_id: str | None, name: str) -> tuple[str, int]:
+def initiate_layer_upload(core: Core, caller: Caller, registry_id: str | None, name: str) -> tuple[str, int]:
     repository = find_repository(core, caller, registry_id, name, "InitiateLayerUpload", registry_must_exist=True)
     return start(core, repository), limits.PART_SIZE
 
 
 def upload_layer_part(
     core: Core,
-    caller: Account,
+    caller: Caller,
     registry_id: str | None,
     name: str,
     upload_id: str,
@@ -360,7 +360,7 @@ def upload_layer_part(
 
 
 def complete_layer_upload(
-    core: Core, caller: Account, registry_id: str | None, name: str, upload_id: str, layer_digests: list[str]
+    core: Core, caller: Caller, registry_id: str | None, name: str, upload_id: str, layer_digests: list[str]
 ) -> tuple[str, str]:
     repository = find_repository(core, caller, registry_id, name, "CompleteLayerUpload", registry_must_exist=True)
     if len(layer_digests) != 1:
@@ -372,7 +372,7 @@ def complete_layer_upload(
 
 
 def batch_check_layer_availability(
-    core: Core, caller: Account, registry_id: str | None, name: str, layer_digests: list[str]
+    core: Core, caller: Caller, registry_id: str | None, name: str, layer_digests: list[str]
 ) -> tuple[list[LayerStatus], list[tuple[str, str, str]]]:
     """(available layers, failures as (digest, code, reason))."""
     repository = find_repository(

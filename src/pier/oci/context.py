@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from pier.core.accounts import Account
 from pier.core.context import Core
+from pier.core.principals import Caller
 from pier.storage.metadata import RepositoryRow
 
 
@@ -15,7 +15,7 @@ from pier.storage.metadata import RepositoryRow
 class OciRequest:
     request: Request
     core: Core
-    caller: Account | None
+    caller: Caller | None
     repository: RepositoryRow
     name: str  # <alias>/<repository>, as in the URL
 

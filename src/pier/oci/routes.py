@@ -52,15 +52,15 @@ def guarded(
         holding = False
         try:
             identity = await auth.identify(core, request)
-            caller = identity.account
+            caller = identity.caller
             if caller is not None:
-                exchange(request.scope).account = caller.id
+                exchange(request.scope).account = caller.account_id
             if limited:
                 check_rate(request, address, caller is not None)
             repository = await run_sync(repository_by_path, core, caller, name, action)
             ctx = OciRequest(request, core, caller, repository, name)
             if upload_body and has_body(request.scope):
-                slot.enter_context(request.app.state.body_slots.hold(caller.id if caller else None, address))
+                slot.enter_context(request.app.state.body_slots.hold(caller.account_id if caller else None, address))
                 holding = True
             response = await handler(ctx)
             response.headers.update(API_VERSION_HEADER)
@@ -94,7 +94,9 @@ def guarded(
                 door="oci",
                 action=f"{request.method} {request.scope['route'].path}",
                 target=target,
-                principal=caller.id if caller else None,
+                principal=caller.arn if caller else None,
+                account=caller.account_id if caller else None,
+                access_key_id=caller.access_key_id if caller else None,
                 address=address,
                 status=response.status_code,
                 error=error_code,
@@ -130,8 +132,8 @@ async def base(request: Request) -> Response:
         return respond(error)
     if not identity.presented:
         return respond(auth.unauthorized(core, "Get a token from the realm, anonymously to pull"))
-    if identity.account is not None:
-        exchange(request.scope).account = identity.account.id
+    if identity.caller is not None:
+        exchange(request.scope).account = identity.caller.account_id
     return JSONResponse({}, headers=API_VERSION_HEADER)
 
 

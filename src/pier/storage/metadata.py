@@ -53,6 +53,38 @@ class SigningKey:
 
 
 @dataclass(frozen=True)
+class UserRow:
+    """An IAM user of an account, managed with `pier users` (pier.toml's users have no row)."""
+
+    account_id: str
+    name: str
+    user_id: str  # unique for ever: a user deleted and created again under its name is another user
+    policy_text: str | None  # its identity policy, as given
+    created_at: float
+
+
+@dataclass(frozen=True)
+class AccessKeyRow:
+    access_key_id: str
+    account_id: str
+    user_name: str
+    secret: str  # as sealed by core/secrets.py: never the bare secret when PIER_SECRETS_KEY is set
+    created_at: float
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"AccessKeyRow(access_key_id={self.access_key_id!r}, user={self.account_id}/{self.user_name})"
+
+
+@dataclass(frozen=True)
+class UserRows:
+    """Every user and access key, as of one generation of the users tables."""
+
+    generation: int
+    users: list[UserRow]
+    keys: list[AccessKeyRow]
+
+
+@dataclass(frozen=True)
 class ImageRow:
     id: int
     repository_id: int
@@ -224,6 +256,26 @@ class MetadataStore(Protocol):
     def add_signing_key(self, key: SigningKey) -> None: ...
 
     def remove_signing_keys_except(self, key_id: str) -> None: ...
+
+    # Users and their access keys. Every change bumps one generation counter in its own transaction, so a
+    # process learns whether anything changed from one small read.
+    def user_rows(self, unless_generation: int | None = None) -> UserRows | None:
+        """Every user and key, read in one snapshot; None if the generation is still `unless_generation`."""
+
+    def insert_user(self, user: UserRow, key: AccessKeyRow | None) -> None:
+        """Insert the user (and its first key); Conflict if the name (or the key id) is taken."""
+
+    def set_user_policy(self, account_id: str, name: str, policy_text: str | None) -> bool:
+        """False if there is no such user."""
+
+    def insert_access_key(self, key: AccessKeyRow, limit: int) -> bool:
+        """False if the user does not exist; LimitExceeded if it has `limit` keys; Conflict if the id is taken."""
+
+    def delete_access_key(self, account_id: str, name: str, access_key_id: str) -> bool:
+        """False if the user has no such key."""
+
+    def delete_user(self, account_id: str, name: str) -> bool:
+        """Delete the user and its keys; False if there is no such user."""
 
     # Blobs
     def add_blob(self, digest: str, size: int, created_at: float, publish: Callable[[], object] | None = None) -> None:

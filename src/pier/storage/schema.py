@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -99,6 +100,39 @@ signing_keys = Table(
     Column("key_id", String(32), primary_key=True),
     Column("secret", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+# IAM users of an account (`pier users`), with their identity policies; user_id never repeats.
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("policy_text", Text),
+    Column("created_at", Float, nullable=False),
+)
+
+# Their access keys. `secret` is what SigV4 needs, sealed when PIER_SECRETS_KEY is set (core/secrets.py).
+iam_access_keys = Table(
+    "iam_access_keys",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    ForeignKeyConstraint(["account_id", "user_name"], ["iam_users.account_id", "iam_users.name"]),
+    Index("ix_iam_access_keys_user", "account_id", "user_name"),
+)
+
+# One row (id 1): bumped by every change to users or keys, so each process learns of changes (and
+# reloads them) with one small read.
+iam_generation = Table(
+    "iam_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
 )
 
 # Blobs pier has stored (layers, configs, logos): one row per digest, shared by every repository.

@@ -4,8 +4,8 @@ The one implementation of storage/metadata.py's protocol, one module per aggrega
 rows it owns: repositories.py (repositories, resource tags, registries), images.py (images and tags),
 blobs.py (blobs, their use by repositories, GC and leftovers) with uploads.py (uploads in progress and
 finishing them; GC safety lies in how blobs.py and uploads.py meet, read them together), gallery.py (the
-search index), keys.py (signing keys) and snapshot.py (a consistent copy, for backups). engine.py has
-the plumbing they share.
+search index), keys.py (signing keys), users.py (IAM users, their access keys and the counter of
+changes to them) and snapshot.py (a consistent copy, for backups). engine.py has the plumbing they share.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from pier.storage.sql.keys import SigningKeyRows
 from pier.storage.sql.repositories import RepositoryRows
 from pier.storage.sql.snapshot import Snapshots
 from pier.storage.sql.uploads import UploadRows
+from pier.storage.sql.users import IamUserRows
 
 __all__ = ["SqlMetadataStore", "open_engine"]
 
 
-class SqlMetadataStore(RepositoryRows, ImageRows, UploadRows, GalleryRows, SigningKeyRows, Snapshots):
+class SqlMetadataStore(RepositoryRows, ImageRows, UploadRows, GalleryRows, SigningKeyRows, IamUserRows, Snapshots):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(open_engine(url))

@@ -3,6 +3,9 @@
 SQLite runs in WAL mode with synchronous=FULL: a write is durable when the call returns, and readers
 never wait for writers. Writers queue across threads and processes, and share commits
 (storage/sqlite_writers.py). PostgreSQL runs the same statements.
+
+The SQLite file holds secrets (users' access keys, token signing keys), so it is mode 0600, and so are
+its -wal and -shm files (SQLite gives them the database file's mode) and the writers' lock file.
 """
 
 from __future__ import annotations
@@ -28,11 +31,30 @@ from pier.storage.sqlite_writers import SqliteWriters
 WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
 
 
+PRIVATE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_sqlite_files(database: str) -> None:
+    """Create the database file readable by its owner only (before SQLite does, with the umask's mode), and
+    make it and its companions so if an older pier left them readable by others."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE))
+    for path in (database, *(database + suffix for suffix in SQLITE_COMPANIONS)):
+        try:
+            if os.stat(path).st_mode & 0o777 != PRIVATE:
+                os.chmod(path, PRIVATE)
+        except FileNotFoundError:
+            pass
+
+
 def open_engine(url: str) -> Engine:
     # hide_parameters: a failed statement's message (and so a logged traceback) never shows the values it
     # carried, such as a token signing key.
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        private_sqlite_files(engine.url.database or "")
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
