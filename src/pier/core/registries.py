@@ -24,7 +24,8 @@ class Registry:
 
 def describe_registries(core: Core, caller: Account) -> list[Registry]:
     """The caller's registry: an account sees only its own, as in ECR Public."""
-    return [Registry(caller.id, registry_arn(caller.id), f"{core.public_host}/{caller.alias}", caller.alias)]
+    uri = f"{core.public_host}/{caller.alias}"
+    return [Registry(caller.id, registry_arn(caller.id), uri, caller.alias, caller.verified)]
 
 
 def get_authorization_token(core: Core, caller: Account) -> tuple[str, float]:
