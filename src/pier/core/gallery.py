@@ -23,7 +23,7 @@ PAGE_DEFAULT, PAGE_MAX = 24, 100
 TAGS_PER_PAGE = 50
 SORTS = ("downloads", "pushed", "name")  # repositories: most downloaded (the home page's default), newest, A-Z
 SEARCH_SORTS = ("relevance", *SORTS)  # a search with words ranks by relevance unless told otherwise
-TAG_SORTS = ("pushed", "name")  # a repository's tags: newest first (the default), or by name
+TAG_SORTS = ("pushed", "name")  # a repository's tags: newest first (the default; ties Z-A), or by name
 
 
 @dataclass(frozen=True)
@@ -189,13 +189,19 @@ def _account(core: Core, alias: str) -> Account:
 def _page(core: Core, listing: str, rows: list[RepositoryRow], size: int, offset: int, sort: str) -> Listing:
     names: dict[str, str] = {}
     shown = rows[:size]
-    latest = core.meta.latest_tagged_images([row.id for row in shown])
-    signed = core.meta.images_referred_to_by(list(latest.values()), artifacts.SIGNATURE)
-    cards = [replace(card(core, row, names), signed=latest.get(row.id) in signed) for row in shown]
+    signed = signed_repositories(core, [row.id for row in shown])
+    cards = [replace(card(core, row, names), signed=row.id in signed) for row in shown]
     token = (
         core.signer.sign("page", {"l": listing, "after": str(offset + size)}, ttl=None) if len(rows) > size else None
     )
     return Listing(cards, token, sort)
+
+
+def signed_repositories(core: Core, repository_ids: list[int]) -> set[int]:
+    """Those repositories whose most recently pushed tagged image (or a platform of it) is signed."""
+    latest = core.meta.latest_tagged_images(repository_ids)
+    signed = core.meta.images_referred_to_by(list(latest.values()), artifacts.SIGNATURE)
+    return {repository_id for repository_id, image_id in latest.items() if image_id in signed}
 
 
 def card(core: Core, row: RepositoryRow, display_names: dict[str, str] | None = None) -> Card:
@@ -234,7 +240,7 @@ def repository_page(
 ) -> RepositoryPage:
     """A repository: its catalog data, the commands to use it, and a page of its tags (keyset, 50 a page)."""
     row = find(core, alias, name)
-    view = card(core, row)
+    view = replace(card(core, row), signed=row.id in signed_repositories(core, [row.id]))
     order = _sort(sort, "pushed", TAG_SORTS)
     listing = f"gallery-tags:{row.id}:{order}"
     key = pagination.read_token(core.signer, listing, next_token)
@@ -274,7 +280,7 @@ def repository_page(
                 f"docker pull {view.uri}@{t.image.digest}",
             )
         )
-    latest = "latest" if core.meta.get_image(row.id, tag="latest") is not None else (shown[0].tag if shown else None)
+    latest = "latest" if core.meta.tag_exists(row.id, "latest") else (shown[0].tag if shown else None)
     pull = f"docker pull {view.uri}:{latest}" if latest else None
     commands = usage_commands(core, view, row.name, latest or "latest")
     return RepositoryPage(

@@ -168,8 +168,10 @@ class MetadataStore(Protocol):
     def tag_page(
         self, repository_id: int, sort: str, after: tuple[float, str] | str | None, limit: int
     ) -> list[TagRow]:
-        """A page of tags with their images (without manifests or tags): sort "pushed", newest first, after
-        (created_at, tag); or "name", after a name."""
+        """A page of tags with their images (without manifests or tags): sort "pushed", newest first (ties by
+        name, descending), after (created_at, tag); or "name", after a name."""
+
+    def tag_exists(self, repository_id: int, tag: str) -> bool: ...
 
     def latest_tagged_images(self, repository_ids: Sequence[int]) -> dict[int, int]:
         """repository id -> id of the image its most recently pushed tag names (artifacts with a subject

@@ -154,8 +154,9 @@ image_tags = Table(
     Column("tag", String(300), primary_key=True),
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
-    # The gallery lists a repository's tags newest first, a page at a time, without sorting them all.
-    Index("ix_image_tags_repository_id_created_at", "repository_id", "created_at"),
+    # The gallery lists a repository's tags newest first (ties: by name, descending), a page at a time,
+    # reading this index backwards: no sort, however many tags there are.
+    Index("ix_image_tags_repository_id_created_at", "repository_id", "created_at", "tag"),
 )
 
 # What each image needs: its config and layers (blobs) and, for an index, its manifests.

@@ -28,6 +28,9 @@ BATCHES_KEPT_SECONDS = 24 * 3600  # a batch is retried within seconds; its id is
 _ADD_TO_REPOSITORY = (
     update(_repos).where(_repos.c.id == bindparam("repository")).values(downloads=_repos.c.downloads + bindparam("n"))
 )
+_COUNTS_OF = select(_counts.c.digest, _counts.c.count).where(
+    _counts.c.repository_id == bindparam("repository_id"), _counts.c.digest.in_(bindparam("digests", expanding=True))
+)
 _FORGET_OLD_BATCHES = delete(_batches).where(_batches.c.flushed_at < bindparam("before"))
 
 
@@ -57,11 +60,9 @@ class DownloadRows(SqlBase):
         """Downloads of those of `digests` that were ever downloaded."""
         if not digests:
             return {}
-        query = select(_counts.c.digest, _counts.c.count).where(
-            _counts.c.repository_id == repository_id, _counts.c.digest.in_(sorted(set(digests)))
-        )
         with self._reading() as conn:
-            return {digest: int(count) for digest, count in conn.execute(query)}
+            rows = conn.execute(_COUNTS_OF, {"repository_id": repository_id, "digests": sorted(set(digests))})
+            return {digest: int(count) for digest, count in rows}
 
     def registry_downloads(self, registry_id: str) -> int:
         """The downloads of all the registry's repositories together."""

@@ -6,11 +6,14 @@ Listings of repositories sort by `sort`: "downloads" (most first), "pushed" (new
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    Select,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
 )
 
 from pier.storage import schema
@@ -103,28 +107,18 @@ class GalleryRows(SqlBase):
         self, repository_id: int, sort: str, after: tuple[float, str] | str | None, limit: int
     ) -> list[TagRow]:
         """A page of the repository's tags with their images (no manifests): sort "pushed" is newest first
-        (after: (created_at, tag) of the last tag seen), "name" by name (after: the last name seen)."""
-        query = (
-            select(_image_tags.c.tag, _image_tags.c.created_at, *_IMAGE_COLUMNS)
-            .join(_images, _images.c.id == _image_tags.c.image_id)
-            .where(_image_tags.c.repository_id == repository_id)
-        )
-        if sort == "name":
-            if after is not None:
-                query = query.where(_image_tags.c.tag > after)
-            query = query.order_by(_image_tags.c.tag)
-        else:
-            if isinstance(after, tuple):
-                created_at, tag = after
-                query = query.where(
-                    or_(
-                        _image_tags.c.created_at < created_at,
-                        and_(_image_tags.c.created_at == created_at, _image_tags.c.tag > tag),
-                    )
-                )
-            query = query.order_by(_image_tags.c.created_at.desc(), _image_tags.c.tag)
+        (ties by name, descending; after: (created_at, tag) of the last tag seen), "name" by name (after:
+        the last name seen). Either way an index gives the page in order: its cost does not grow with the
+        number of tags."""
+        by_name = sort == "name"
+        parameters: dict[str, Any] = {"repository_id": repository_id, "limit": limit}
+        if by_name and after is not None:
+            parameters["after_tag"] = after
+        elif isinstance(after, tuple):
+            parameters["after_created_at"], parameters["after_tag"] = after
+        query = _tag_page(by_name, len(parameters) > 2)
         with self._reading() as conn:
-            rows = conn.execute(query.limit(limit)).mappings().all()
+            rows = conn.execute(query, parameters).mappings().all()
         return [TagRow(row["tag"], row["created_at"], image_row(row)) for row in rows]
 
     def latest_tagged_images(self, repository_ids: Sequence[int]) -> dict[int, int]:
@@ -132,21 +126,54 @@ class GalleryRows(SqlBase):
         Artifacts that refer to another image (signatures, SBOMs, under tags of their own) are not images."""
         if not repository_ids:
             return {}
-        latest = (
-            select(_images.c.id)
-            .join(_image_tags, _image_tags.c.image_id == _images.c.id)
-            .where(_image_tags.c.repository_id == _repos.c.id, _images.c.subject_digest.is_(None))
-            .order_by(_image_tags.c.created_at.desc(), _image_tags.c.tag)
-            .limit(1)
-            .correlate(_repos)
-            .scalar_subquery()
-        )
-        query = select(_repos.c.id, latest.label("image_id")).where(_repos.c.id.in_(sorted(set(repository_ids))))
         with self._reading() as conn:
-            return {r: i for r, i in conn.execute(query) if i is not None}
+            rows = conn.execute(_LATEST_TAGGED, {"ids": sorted(set(repository_ids))})
+            return {r: i for r, i in rows if i is not None}
+
+    def tag_exists(self, repository_id: int, tag: str) -> bool:
+        with self._reading() as conn:
+            return conn.execute(_TAG_EXISTS, {"repository_id": repository_id, "tag": tag}).first() is not None
 
 
 _IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
+
+
+@functools.cache
+def _tag_page(by_name: bool, after: bool) -> Select[Any]:
+    """A page of tags with their images, built once per shape (building a statement costs as much as
+    running it)."""
+    tags = _image_tags.c
+    query = (
+        select(tags.tag, tags.created_at, *_IMAGE_COLUMNS)
+        .join(_images, _images.c.id == tags.image_id)
+        .where(tags.repository_id == bindparam("repository_id"))
+    )
+    if by_name:
+        if after:
+            query = query.where(tags.tag > bindparam("after_tag"))
+        query = query.order_by(tags.tag)
+    else:
+        if after:
+            query = query.where(
+                tuple_(tags.created_at, tags.tag) < tuple_(bindparam("after_created_at"), bindparam("after_tag"))
+            )
+        query = query.order_by(tags.created_at.desc(), tags.tag.desc())
+    return query.limit(bindparam("limit"))
+
+
+_LATEST = (
+    select(_images.c.id)
+    .join(_image_tags, _image_tags.c.image_id == _images.c.id)
+    .where(_image_tags.c.repository_id == _repos.c.id, _images.c.subject_digest.is_(None))
+    .order_by(_image_tags.c.created_at.desc(), _image_tags.c.tag.desc())
+    .limit(1)
+    .correlate(_repos)
+    .scalar_subquery()
+)
+_LATEST_TAGGED = select(_repos.c.id, _LATEST.label("image_id")).where(_repos.c.id.in_(bindparam("ids", expanding=True)))
+_TAG_EXISTS = select(_image_tags.c.tag).where(
+    _image_tags.c.repository_id == bindparam("repository_id"), _image_tags.c.tag == bindparam("tag")
+)
 _PUSHED = (_repos.c.last_pushed_at.desc().nulls_last(), _repos.c.created_at.desc(), _repos.c.id.desc())
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, insert, select, union_all
+from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, union_all
 
 from pier.storage import schema
 from pier.storage.metadata import ImageDetails, ImageRow
@@ -62,14 +62,47 @@ def image_row(row: RowMapping) -> ImageRow:
     )
 
 
+def _referred_to() -> Any:
+    """Images (ids) an artifact of a kind refers to, directly or through a manifest they list; built once."""
+    ids: Any = bindparam("ids", expanding=True)
+    targets = union_all(
+        select(
+            _images.c.id.label("image_id"),
+            _images.c.repository_id.label("repository_id"),
+            _images.c.digest.label("target"),
+        ).where(_images.c.id.in_(ids)),
+        select(
+            _children.c.image_id.label("image_id"),
+            _images.c.repository_id.label("repository_id"),
+            _children.c.child_digest.label("target"),
+        )
+        .join(_images, _images.c.id == _children.c.image_id)
+        .where(_children.c.image_id.in_(ids)),
+    ).subquery()
+    referrer = _images.alias("referrer")
+    return (
+        select(targets.c.image_id)
+        .distinct()
+        .join(
+            referrer,
+            and_(referrer.c.repository_id == targets.c.repository_id, referrer.c.subject_digest == targets.c.target),
+        )
+        .join(_details, and_(_details.c.image_id == referrer.c.id, _details.c.artifact_kind == bindparam("kind")))
+    )
+
+
+_REFERRED_TO = _referred_to()
+_DETAILS_OF = select(_details).where(_details.c.image_id.in_(bindparam("ids", expanding=True)))
+
+
 class ImageDetailRows(SqlBase):
     def image_details(self, image_ids: Sequence[int]) -> dict[int, ImageDetails]:
         """The details of those of `image_ids` that have them."""
         if not image_ids:
             return {}
-        query = select(_details).where(_details.c.image_id.in_(sorted(set(image_ids))))
         with self._reading() as conn:
-            return {row["image_id"]: details_row(row) for row in conn.execute(query).mappings()}
+            rows = conn.execute(_DETAILS_OF, {"ids": sorted(set(image_ids))}).mappings()
+            return {row["image_id"]: details_row(row) for row in rows}
 
     def images_with_manifests(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
         """The repository's images of those digests, manifests included (an index's platforms, layers)."""
@@ -125,32 +158,5 @@ class ImageDetailRows(SqlBase):
         through one of the manifests they list (an index whose platform image is signed)."""
         if not image_ids:
             return set()
-        ids = sorted(set(image_ids))
-        targets = union_all(
-            select(
-                _images.c.id.label("image_id"),
-                _images.c.repository_id.label("repository_id"),
-                _images.c.digest.label("target"),
-            ).where(_images.c.id.in_(ids)),
-            select(
-                _children.c.image_id.label("image_id"),
-                _images.c.repository_id.label("repository_id"),
-                _children.c.child_digest.label("target"),
-            )
-            .join(_images, _images.c.id == _children.c.image_id)
-            .where(_children.c.image_id.in_(ids)),
-        ).subquery()
-        referrer = _images.alias("referrer")
-        query = (
-            select(targets.c.image_id)
-            .distinct()
-            .join(
-                referrer,
-                and_(
-                    referrer.c.repository_id == targets.c.repository_id, referrer.c.subject_digest == targets.c.target
-                ),
-            )
-            .join(_details, and_(_details.c.image_id == referrer.c.id, _details.c.artifact_kind == kind))
-        )
         with self._reading() as conn:
-            return set(conn.execute(query).scalars())
+            return set(conn.execute(_REFERRED_TO, {"ids": sorted(set(image_ids)), "kind": kind}).scalars())

@@ -53,7 +53,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("image_id", name=op.f("pk_image_details")),
     )
     with op.batch_alter_table("image_tags", schema=None) as batch_op:
-        batch_op.create_index("ix_image_tags_repository_id_created_at", ["repository_id", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_image_tags_repository_id_created_at", ["repository_id", "created_at", "tag"], unique=False
+        )
 
     with op.batch_alter_table("repositories", schema=None) as batch_op:
         batch_op.add_column(sa.Column("downloads", sa.BigInteger(), server_default="0", nullable=False))
