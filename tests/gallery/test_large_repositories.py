@@ -33,18 +33,20 @@ def seed_tags(server: PierServer, ecr: Any, name: str) -> list[list[str]]:
     return batches
 
 
-def walk(server: PierServer, path: str, sort: str) -> list[str]:
+def walk(server: PierServer, path: str, sort: str, pages: int | None = None) -> list[str]:
+    """The tags of the first `pages` pages (all of them without), following nextToken."""
     seen: list[str] = []
     token = None
     with httpx.Client(timeout=30, headers={"Accept": "application/json"}) as http:
-        while True:
+        for _ in range(pages or TAGS):
             params = {"sort": sort, **({"nextToken": token} if token else {})}
             document = http.get(server.url + path, params=params).json()
             assert len(document["tags"]) == PER_PAGE or document["nextToken"] is None
             seen += [t["tag"] for t in document["tags"]]
             token = document["nextToken"]
             if token is None:
-                return seen
+                break
+    return seen
 
 
 def test_ten_thousand_tags_paginate(page: Any, make_server: Any) -> None:
@@ -57,7 +59,7 @@ def test_ten_thousand_tags_paginate(page: Any, make_server: Any) -> None:
     newest_first = [tag for batch in reversed(batches) for tag in sorted(batch, reverse=True)]
     assert len(newest_first) == TAGS
     assert walk(server, path, "pushed") == newest_first
-    assert walk(server, path, "name") == sorted(newest_first)
+    assert walk(server, path, "name", pages=3) == sorted(newest_first)[: 3 * PER_PAGE]  # a plain keyset on the name
 
     page.goto(server.url + path)
     rows = page.locator("table.tags tbody tr")

@@ -69,6 +69,7 @@ def test_a_cosign_signature_and_an_spdx_sbom_pushed_with_oras(
             subject=subject,
         )
         assert pushed.headers["OCI-Subject"] == digest
+    registry.session.close()  # no idle keep-alive connection left to hold the server's stop
 
     page.goto(f"{server.url}/{OWNER.alias}/app:v1")
     kinds = {a.get_attribute("data-kind"): a.inner_text() for a in page.locator(".artifact").all()}
