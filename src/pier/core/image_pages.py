@@ -141,9 +141,9 @@ def image_page(core: Core, alias: str, name: str, tag: str | None, digest: str |
     reference = tag if tag is not None else str(digest)
     image = None
     if tag is not None and limits.is_image_tag(tag):
-        image = core.meta.get_image(row.id, tag=tag, with_manifest=True)
+        image = core.meta.image_for_page(row.id, tag=tag)
     elif digest is not None and _is_digest(digest):
-        image = core.meta.get_image(row.id, digest=digest, with_manifest=True)
+        image = core.meta.image_for_page(row.id, digest=digest)
     if image is None or image.manifest is None:
         raise errors.ImageNotFound(row.registry_id, name, reference)
     manifest = manifests.parse(image.manifest, image.media_type)
@@ -177,6 +177,7 @@ def image_page(core: Core, alias: str, name: str, tag: str | None, digest: str |
     own_artifacts = found.get(image.digest, [])
     signed = any(a.kind == artifacts.SIGNATURE for a in own_artifacts) or any(p.signed for p in platforms)
     own_details = details.get(image.id)
+    tag_names, tag_count = core.meta.image_tag_names(image.id, TAGS_SHOWN)
     pull = f"docker pull {view.uri}:{tag}" if tag is not None else f"docker pull {view.uri}@{image.digest}"
     return ImagePage(
         card=view,
@@ -186,8 +187,8 @@ def image_page(core: Core, alias: str, name: str, tag: str | None, digest: str |
         media_type=image.media_type,
         size=image.size,
         pushed_at=image.pushed_at,
-        tags=list(image.tags[:TAGS_SHOWN]),
-        tag_count=len(image.tags),
+        tags=tag_names,
+        tag_count=tag_count,
         downloads=downloads.get(image.digest, 0),
         signed=signed,
         is_index=manifest.is_index,

@@ -183,6 +183,14 @@ class MetadataStore(Protocol):
     def images_with_manifests(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
         """The repository's images of those digests, manifests included, without their tags."""
 
+    def image_for_page(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None
+    ) -> ImageRow | None:
+        """The image a tag or digest names, manifest included, tags not."""
+
+    def image_tag_names(self, image_id: int, limit: int) -> tuple[list[str], int]:
+        """The image's first `limit` tags by name, and how many there are."""
+
     def images_without_details(self, after_id: int, limit: int) -> list[ImageRow]:
         """Images (manifests included, tags not) with an id above `after_id` and no details, by id."""
 

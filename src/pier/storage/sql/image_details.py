@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, insert, select, union_all
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, union_all
 
 from pier.storage import schema
 from pier.storage.metadata import ImageDetails, ImageRow
@@ -113,6 +113,34 @@ class ImageDetailRows(SqlBase):
         )
         with self._reading() as conn:
             return [image_row(row) for row in conn.execute(query).mappings()]
+
+    def image_for_page(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None
+    ) -> ImageRow | None:
+        """The image a tag or digest names, with its manifest and without its tags (an image may have
+        thousands: image_tag_names gives a page of them)."""
+        query = select(*_images.c).where(_images.c.repository_id == repository_id)
+        if digest is not None:
+            query = query.where(_images.c.digest == digest)
+        if tag is not None:
+            tags = schema.image_tags
+            query = query.join(tags, tags.c.image_id == _images.c.id).where(
+                tags.c.repository_id == repository_id, tags.c.tag == tag
+            )
+        with self._reading() as conn:
+            row = conn.execute(query).mappings().first()
+        return image_row(row) if row else None
+
+    def image_tag_names(self, image_id: int, limit: int) -> tuple[list[str], int]:
+        """The image's first `limit` tags by name, and how many it has."""
+        tags = schema.image_tags
+        with self._reading(snapshot=True) as conn:
+            names = conn.execute(
+                select(tags.c.tag).where(tags.c.image_id == image_id).order_by(tags.c.tag).limit(limit)
+            ).scalars()
+            found = list(names)
+            total = conn.execute(select(func.count()).select_from(tags).where(tags.c.image_id == image_id)).scalar_one()
+        return found, int(total)
 
     def images_without_details(self, after_id: int, limit: int) -> list[ImageRow]:
         """Images (with manifests) after image `after_id` that have no details yet, in id order."""
