@@ -23,7 +23,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 def test_an_index_page_shows_each_platform_and_its_config(page: Any, gallery_server: PierServer) -> None:
     page.goto(f"{gallery_server.url}/{OWNER.alias}/web:latest")
     assert page.title() == f"{OWNER.alias}/web:latest · pier"
-    sections = page.locator("section.platform")
+    sections = page.locator("section.image-platform")
     assert [s.get_attribute("data-platform") for s in sections.all()] == ["linux/amd64", "linux/arm64"]
     for section in sections.all():
         assert section.locator("[data-entrypoint]").inner_text() == '["/usr/sbin/nginx"]'
@@ -51,9 +51,9 @@ def test_an_index_page_shows_each_platform_and_its_config(page: Any, gallery_ser
     page.locator("details.history").first.click()
     page.screenshot(path=str(DOCS / "gallery-image.png"), full_page=True)
     # A platform's own page, by digest.
-    page.locator("section.platform").nth(1).locator("dd a").first.click()
-    expect(page.locator("section.platform")).to_have_count(1)
-    assert page.locator("section.platform").get_attribute("data-platform") == "linux/arm64"
+    page.locator("section.image-platform").nth(1).locator("dd a").first.click()
+    expect(page.locator("section.image-platform")).to_have_count(1)
+    assert page.locator("section.image-platform").get_attribute("data-platform") == "linux/arm64"
     assert page.locator("[data-image-downloads]").inner_text() == "0"
 
 

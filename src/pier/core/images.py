@@ -117,7 +117,7 @@ def put_image(
         child_digests=tuple(m.digest for m in manifest.manifests),
         details=(
             image_details.gather_at_push(core, manifest, actual)
-            if core.meta.get_image(repository.id, digest=actual) is None
+            if not core.meta.image_exists(repository.id, actual)
             else None
         ),
     )

@@ -225,6 +225,11 @@ class ImageRows(SqlBase):
             rows = image_rows(conn, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
         return rows[0] if rows else None
 
+    def image_exists(self, repository_id: int, digest: str) -> bool:
+        with self._reading() as conn:
+            found = conn.execute(_IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": digest}).first()
+        return found is not None
+
     def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
         query = select(*_IMAGE_COLUMNS).where(
             _images.c.repository_id == repository_id, _images.c.digest.in_(list(set(digests)))
