@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from tests.backends import BUCKET, Backend, PostgresS3
 from tests.images import Blob, digest_of, image_manifest, layer, push_blob
 from tests.server import PierServer
 
@@ -111,3 +112,13 @@ def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float =
 
 def repository_downloads(server: PierServer, alias: str, name: str) -> int:
     return int(page_json(server, f"/{alias}/{name}")["downloads"])
+
+
+def delete_blob(backend: Backend, server: PierServer, digest: str) -> None:
+    """Remove a blob's bytes from the store behind pier's back (its row stays)."""
+    algorithm, hexes = digest.split(":", 1)
+    if isinstance(backend, PostgresS3):
+        key = f"{backend._prefix(server)}blobs/{algorithm}/{hexes}"
+        backend.s3.client().delete_object(Bucket=BUCKET, Key=key)
+    else:
+        (server.data_dir / "blobs" / algorithm / hexes[:2] / hexes).unlink()

@@ -12,8 +12,9 @@ from playwright.sync_api import expect
 from sqlalchemy import text
 
 from pier.storage.sql import open_engine
+from tests.backends import Backend
 from tests.conftest import OWNER, client
-from tests.gallery.helpers import SECRET, SOURCE_URL, page_json, push_rich_image, wait_for
+from tests.gallery.helpers import SECRET, SOURCE_URL, delete_blob, page_json, push_rich_image, wait_for
 from tests.images import digest_of, index_manifest
 from tests.server import PierServer
 
@@ -102,9 +103,10 @@ def test_unknown_tags_and_digests_are_404_pages(gallery_server: PierServer) -> N
     assert httpx.get(f"{gallery_server.url}/{OWNER.alias}/db:latest").status_code == 404
 
 
-def test_images_pushed_before_details_were_kept_get_them_in_the_background(make_server: Any) -> None:
+def test_images_pushed_before_details_were_kept_get_them_in_the_background(make_server: Any, backend: Backend) -> None:
     """Details are gathered at push time; an image without them (pushed by an older pier) gets them from the
-    bounded pass the server runs at start, and its pages never read a blob meanwhile."""
+    bounded pass the server runs at start. Pages never read a blob: they show the same once the blobs'
+    bytes are gone."""
     server = make_server()
     ecr = client(server)
     ecr.create_repository(repositoryName="old")
@@ -127,6 +129,12 @@ def test_images_pushed_before_details_were_kept_get_them_in_the_background(make_
     assert {e["name"]: e["value"] for e in document["platforms"][1]["config"]["env"]}["API_TOKEN"] == "********"
     tags = page_json(server, f"/{OWNER.alias}/old")["tags"]
     assert tags[0]["platforms"] == ["linux/amd64", "linux/arm64"] and tags[0]["digest"] == digest_of(index)
+    for manifest in (amd, arm):
+        for blob in [json.loads(manifest)["config"], *json.loads(manifest)["layers"]]:
+            delete_blob(backend, server, blob["digest"])
+    assert page_json(server, f"/{OWNER.alias}/old:v1") == document
+    assert page_json(server, f"/{OWNER.alias}/old")["tags"] == tags
+    assert httpx.get(f"{server.url}/{OWNER.alias}/old:v1").status_code == 200
 
 
 def database_url(server: PierServer) -> str:
