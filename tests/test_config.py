@@ -54,8 +54,26 @@ def test_precedence_toml_then_env_then_flags(tmp_path: Path) -> None:
             "alias",
         ),
         ("port = [\n", "cannot read"),
+        ("downloads_flush_seconds = 30\n", "downloads_flush_seconds"),
+        ("downloads_flush_seconds = 0\n", "downloads_flush_seconds"),
+        (
+            '[[accounts]]\nid = "123456789012"\nalias = "ab"\naccess_key_id = "AK"\n'
+            'secret_access_key = "0123456789abcdef0"\nverified = "maybe"\n',
+            "verified",
+        ),
     ],
-    ids=["unknown-key", "bad-type", "bad-url", "bad-id", "missing-keys", "bad-alias", "bad-toml"],
+    ids=[
+        "unknown-key",
+        "bad-type",
+        "bad-url",
+        "bad-id",
+        "missing-keys",
+        "bad-alias",
+        "bad-toml",
+        "flush-too-rare",
+        "flush-zero",
+        "bad-verified",
+    ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
     toml = tmp_path / "pier.toml"
@@ -230,3 +248,19 @@ def test_serve_refuses_to_start_without_a_declared_users_secret(tmp_path: Path) 
     )
     assert done.returncode != 0
     assert "ci (NOPE)" in done.stderr
+
+
+def test_verified_publishers_come_from_pier_toml_only(tmp_path: Path) -> None:
+    toml = tmp_path / "pier.toml"
+    toml.write_text(
+        'verified = true\n[[accounts]]\nid = "123456789012"\nalias = "partner"\naccess_key_id = "AK1"\n'
+        'secret_access_key = "0123456789abcdef0"\nverified = true\n'
+        '[[accounts]]\nid = "210987654321"\nalias = "other"\naccess_key_id = "AK2"\n'
+        'secret_access_key = "0123456789abcdef0"\n'
+    )
+    config = load(toml, env={}, flags={"data_dir": tmp_path})
+    assert [a.verified for a in config.accounts] == [True, True, False]
+    assert [a.verified for a in load(env={}, flags={"data_dir": tmp_path}).accounts] == [False]
+    assert (
+        load(env={"PIER_DOWNLOADS_FLUSH_SECONDS": "2.5"}, flags={"data_dir": tmp_path}).downloads_flush_seconds == 2.5
+    )

@@ -22,8 +22,9 @@ from starlette.routing import BaseRoute, Route
 from pier import logs
 from pier.api import dispatch
 from pier.config import Config, load_resolved
-from pier.core import gc, uploads
+from pier.core import gc, image_details, uploads
 from pier.core.context import Core
+from pier.core.downloads import DownloadCounter
 from pier.core.tokens import TokenSigner
 from pier.core.users import Directory
 from pier.gallery import routes as gallery
@@ -77,6 +78,7 @@ def build_core(config: Config) -> Core:
         max_images=config.max_images_per_repository,
         max_uploads=config.max_uploads_per_repository,
         upload_expiry=config.upload_expiry_seconds,
+        downloads=DownloadCounter(config.count_downloads),
     )
 
 
@@ -102,6 +104,51 @@ async def collect_garbage(core: Core, interval: float, grace: float) -> None:
                 log.info("garbage collection %s", report)
         except Exception:
             log.exception("garbage collection failed; trying again later")
+
+
+BACKFILL_PAUSE, BACKFILL_EVERY = 0.2, 600.0
+
+
+async def gather_image_details(core: Core) -> None:
+    """Details for images pushed before pier kept them (or whose config could not be read at push time):
+    a batch at a time with a pause between, so serving never waits; again every BACKFILL_EVERY seconds."""
+    while True:
+        after = 0
+        try:
+            while True:
+                after, seen = await run_sync(image_details.backfill, core, after)
+                if not seen:
+                    break
+                await asyncio.sleep(BACKFILL_PAUSE)
+        except Exception as error:
+            log.warning("gathering image details failed (%s); trying again later", error)
+        await asyncio.sleep(BACKFILL_EVERY)
+
+
+async def flush_downloads(core: Core, interval: float) -> None:
+    """Every `interval` seconds, write the downloads counted since the last time."""
+    while True:
+        await asyncio.sleep(interval)
+        await write_downloads(core)
+
+
+async def write_downloads(core: Core, attempts: int = 1) -> None:
+    for _ in range(attempts):
+        core.downloads.seal()
+        try:
+            await run_sync(core.downloads.write, core)
+        except Exception as error:
+            log.warning("writing %d download count(s) failed (%s); trying again later", core.downloads.unwritten, error)
+            return
+        if not core.downloads.unwritten:
+            return
+
+
+async def write_last_downloads(core: Core) -> None:
+    """At shutdown: what is pending (a batch left from a failure, then the rest), or say what is lost."""
+    await write_downloads(core, attempts=3)
+    if core.downloads.unwritten:
+        log.error("stopping with %d download count(s) unwritten: they are lost", core.downloads.unwritten)
 
 
 WORKER_CONFIG_ENV = "PIER_WORKER_CONFIG"
@@ -140,7 +187,9 @@ def create_app(config: Config) -> Starlette:
             config.rate_limit_anonymous, config.rate_limit_authenticated, config.rate_limit_burst
         )
         app.state.audit = AuditLog(config.effective_audit_log)
-        tasks = [asyncio.create_task(expire_uploads(core))]
+        tasks = [asyncio.create_task(expire_uploads(core)), asyncio.create_task(gather_image_details(core))]
+        if config.count_downloads:
+            tasks.append(asyncio.create_task(flush_downloads(core, config.downloads_flush_seconds)))
         if config.gc_interval_seconds:
             tasks.append(
                 asyncio.create_task(collect_garbage(core, config.gc_interval_seconds, config.gc_grace_seconds))
@@ -150,6 +199,8 @@ def create_app(config: Config) -> Starlette:
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await write_last_downloads(core)  # SIGTERM: nothing counted is left behind
             app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from pier.core import limits, policies
 from pier.core import secrets as sealing
 
+DOWNLOADS_FLUSH_MAX = 10.0  # seconds: the most a download count may lag (documented)
+
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
@@ -45,6 +47,9 @@ class AccountConfig:
     secret_access_key: str
     # Optional: when set, SigV4 requests must carry this X-Amz-Security-Token.
     session_token: str | None = None
+    # The gallery marks a verified publisher with a badge (as ECR Public marks verified accounts). Only the
+    # operator sets it, here; nothing in the API can.
+    verified: bool = False
 
     def __post_init__(self) -> None:
         if not limits.ACCOUNT_ID.fullmatch(self.id):
@@ -142,6 +147,12 @@ class Config:
     log_format: str = "text"
     # Seals users' secret access keys in the database (32 bytes, base64); "" keeps them unsealed.
     secrets_key: str = field(default="", repr=False)
+    # Downloads (manifest GETs on /v2/) are counted in memory and written every this many seconds (at most
+    # 10, so a count lags by at most 10 s); SIGTERM writes what is pending. count_downloads = false: no counting.
+    count_downloads: bool = True
+    downloads_flush_seconds: float = 5.0
+    # The default account's publisher is verified (a badge in the gallery); [[accounts]] say it themselves.
+    verified: bool = False
     accounts: tuple[AccountConfig, ...] = field(default=())  # the default account first
     users: tuple[UserConfig, ...] = field(default=())  # declared in pier.toml
 
@@ -215,6 +226,9 @@ _SCALARS = {
     "metrics_token": str,
     "log_format": str,
     "secrets_key": str,
+    "count_downloads": bool,
+    "downloads_flush_seconds": float,
+    "verified": bool,
 }
 _ENV_PREFIX = "PIER_"
 _DEFAULT_ACCOUNT_ENV = {
@@ -252,7 +266,7 @@ def load(
     config = replace(Config(), **values)
     _check(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    default = _default_account(config.data_dir, env)
+    default = replace(_default_account(config.data_dir, env), verified=config.verified)
     accounts = (default, *(_account(table) for table in extra_accounts))
     _check_unique(accounts)
     base = config_file.parent if config_file is not None else Path.cwd()
@@ -342,6 +356,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{key} must be at least 1")
     if config.body_timeout <= 0 or config.drain_timeout < 0:
         raise ConfigError("body_timeout must be positive and drain_timeout must not be negative")
+    if not 0 < config.downloads_flush_seconds <= DOWNLOADS_FLUSH_MAX:
+        raise ConfigError(f"downloads_flush_seconds must be more than 0 and at most {DOWNLOADS_FLUSH_MAX:g}")
     if config.readiness_min_free_bytes < 0:
         raise ConfigError("readiness_min_free_bytes must not be negative")
     if config.gc_grace_seconds < 0 or config.gc_interval_seconds < 0:
@@ -379,7 +395,10 @@ def _account(table: Mapping[str, Any]) -> AccountConfig:
     problems += [f"missing key(s) {sorted(missing)}"] if missing else []
     if problems:
         raise ConfigError(f"[[accounts]] {table.get('id', '?')}: " + "; ".join(problems))
-    return AccountConfig(**{k: str(v) for k, v in table.items()})
+    values: dict[str, Any] = {k: str(v) for k, v in table.items() if k != "verified"}
+    if "verified" in table:
+        values["verified"] = _convert(f"[[accounts]] {table['id']}: verified", table["verified"], bool)
+    return AccountConfig(**values)
 
 
 def _check_unique(accounts: tuple[AccountConfig, ...]) -> None:

@@ -11,7 +11,8 @@ from pier.core.users import DeclaredUser
 
 def accounts_of(config: Config) -> Accounts:
     return Accounts(
-        Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token) for a in config.accounts
+        Account(a.id, a.alias, a.access_key_id, a.secret_access_key, a.session_token, a.verified)
+        for a in config.accounts
     )
 
 

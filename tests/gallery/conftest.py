@@ -6,12 +6,14 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.test_catalog import tiny_png
 from tests.backends import Backend
-from tests.conftest import _write_config, client, owner_env
-from tests.images import index_manifest, push_image
+from tests.conftest import OWNER, _write_config, client, owner_env
+from tests.gallery.helpers import COSIGN_SIGNATURE, page_json, push_artifact, push_rich_image, wait_for
+from tests.images import digest_of, index_manifest, push_image
 from tests.server import PierServer
 
 CHROMIUM_FLAGS = [
@@ -35,6 +37,8 @@ A **fast** web server for containers.
 <script>document.title = "pwned"; window.pwned = true;</script>
 <img src=x onerror="window.pwned = true">
 """
+WEB_PULLS = 3
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 USAGE = "Run it:\n\n```sh\ndocker run -p 80:80 owner-alias/web\n```\n"
 SECRET_POLICY = (
     '{"Statement": {"Sid": "private-sid-7731", "Effect": "Allow", "Principal": "*", "Action": "ecr-public:Describe*"}}'
@@ -44,7 +48,8 @@ SECRET_POLICY = (
 @pytest.fixture(scope="session")
 def gallery_server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[PierServer]:
     root = tmp_path_factory.mktemp("gallery")
-    server = PierServer(root / "data", _write_config(root / "pier.toml", backend.config()), owner_env()).start()
+    settings = "downloads_flush_seconds = 1\nverified = true\n" + backend.config()  # the owner is a verified publisher
+    server = PierServer(root / "data", _write_config(root / "pier.toml", settings), owner_env()).start()
     ecr = client(server)
     ecr.put_registry_catalog_data(displayName="Acme Corp")
     ecr.create_repository(
@@ -76,12 +81,18 @@ def gallery_server(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -
             "operatingSystems": ["Linux"],
         },
     )
-    amd, _ = push_image(ecr, "web", None, architecture="amd64")
-    arm, _ = push_image(ecr, "web", None, architecture="arm64")
+    push_image(ecr, "web", "1.0", layers=2)
+    amd = push_rich_image(ecr, "web", None, architecture="amd64")
+    arm = push_rich_image(ecr, "web", None, architecture="arm64")
     index = index_manifest([(amd, "amd64", "linux"), (arm, "arm64", "linux")])
     ecr.put_image(repositoryName="web", imageManifest=index.decode(), imageTag="latest")
-    push_image(ecr, "web", "1.0", layers=2)
+    push_artifact(ecr, "web", index, COSIGN_SIGNATURE, b'{"critical": {"type": "cosign container image signature"}}')
     push_image(ecr, "db", "v3")
+    for _ in range(WEB_PULLS):  # pulls of web:latest, as docker makes them: the index, then one platform
+        httpx.get(f"{server.url}/v2/{OWNER.alias}/web/manifests/latest", headers={"Accept": OCI_INDEX})
+        httpx.get(f"{server.url}/v2/{OWNER.alias}/web/manifests/{digest_of(amd)}")
+    web = wait_for(lambda: page_json(server, f"/{OWNER.alias}/web")["downloads"], lambda n: n >= 2 * WEB_PULLS)
+    assert web == 2 * WEB_PULLS
     yield server
     server.stop()
 

@@ -19,6 +19,7 @@ class Account:
     access_key_id: str
     secret_access_key: str
     session_token: str | None = None
+    verified: bool = False  # set by the operator in pier.toml; the gallery shows a badge
 
     def __repr__(self) -> str:  # never print the secret
         return f"Account(id={self.id!r}, alias={self.alias!r})"

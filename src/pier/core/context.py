@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pier.core import limits
 from pier.core.accounts import Accounts
+from pier.core.downloads import DownloadCounter
 from pier.core.tokens import TokenSigner
 from pier.core.users import Directory
 from pier.storage.blobs import BlobStore
@@ -75,4 +76,5 @@ class Core:
     max_uploads: int = limits.UPLOADS_PER_REPOSITORY
     upload_expiry: float = limits.UPLOAD_EXPIRY_SECONDS
     locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
+    downloads: DownloadCounter = field(default_factory=lambda: DownloadCounter())
     clock: Callable[[], float] = field(default=time.time)

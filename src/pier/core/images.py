@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pier import digests, errors
-from pier.core import limits, manifests, pagination
+from pier.core import image_details, limits, manifests, pagination
 from pier.core.access import find_repository
 from pier.core.blobs import check_digest
 from pier.core.context import Core
@@ -60,16 +60,24 @@ def check_tag(tag: str) -> None:
 
 
 def put_image(
-    core: Core, repository: RepositoryRow, data: bytes, media_type: str | None, tag: str | None, digest: str | None
+    core: Core,
+    repository: RepositoryRow,
+    data: bytes,
+    media_type: str | None,
+    tag: str | None,
+    digest: str | None,
+    also_tag: Sequence[str] = (),
 ) -> PutResult:
-    """Store a manifest the repository can fully serve; see PutImage for the rules.
+    """Store a manifest the repository can fully serve; see PutImage for the rules. Every tag of
+    `also_tag` points at it too, in the same transaction.
 
     The image is named by the digest of its bytes in the algorithm of `digest` (sha256 without one): a
-    manifest pushed by its sha512 digest is stored, listed and pulled under that digest."""
+    manifest pushed by its sha512 digest is stored, listed and pulled under that digest. A new image's
+    details for the gallery are gathered now, once (core/image_details.py)."""
     if len(data) > limits.MANIFEST_MAX_BYTES:
         raise errors.ManifestInvalid(f"the manifest is larger than {limits.MANIFEST_MAX_BYTES} bytes")
-    if tag is not None:
-        check_tag(tag)
+    for name in (tag, *also_tag) if tag is not None else also_tag:
+        check_tag(name)
     if digest is not None:
         check_digest(digest)
     actual = manifest_digest(data, digests.algorithm_of(digest) if digest is not None else digests.CANONICAL)
@@ -107,8 +115,13 @@ def put_image(
         size=size,
         blob_media_types={d.digest: d.media_type for d in manifest.blobs},
         child_digests=tuple(m.digest for m in manifest.manifests),
+        details=(
+            image_details.gather_at_push(core, manifest, actual)
+            if not core.meta.image_exists(repository.id, actual)
+            else None
+        ),
     )
-    outcome, _ = core.meta.put_image(repository.id, image, tag, core.clock(), core.max_images)
+    outcome, _ = core.meta.put_image(repository.id, image, tag, core.clock(), core.max_images, also_tag)
     return PutResult(
         repository.registry_id, repository.name, actual, tag, data, manifest.media_type, outcome, image.subject_digest
     )
@@ -280,10 +293,7 @@ def put_manifest(
     """PUT /v2/<name>/manifests/<reference>[?tag=...]: pushing what is there already is fine."""
     digest, tag = (reference, None) if is_digest_reference(reference) else (None, reference)
     media_type = content_type if content_type in manifests.MANIFEST_TYPES else None
-    result = put_image(core, repository, data, media_type, tag, digest)
-    for extra in extra_tags:  # the image just stored, by its digest (of whichever algorithm)
-        put_image(core, repository, data, media_type, extra, result.digest)
-    return result
+    return put_image(core, repository, data, media_type, tag, digest, extra_tags)
 
 
 def delete_manifest(core: Core, repository: RepositoryRow, reference: str) -> None:

@@ -33,7 +33,8 @@ def describe_registries(core: Core, caller: Caller) -> list[Registry]:
     """The caller's registry: an account sees only its own, as in ECR Public."""
     require_registry(core, caller, "DescribeRegistries")
     account = caller.account
-    return [Registry(account.id, registry_arn(account.id), f"{core.public_host}/{account.alias}", account.alias)]
+    uri = f"{core.public_host}/{account.alias}"
+    return [Registry(account.id, registry_arn(account.id), uri, account.alias, account.verified)]
 
 
 def get_authorization_token(core: Core, caller: Caller) -> tuple[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 from starlette.templating import Jinja2Templates
@@ -35,6 +36,21 @@ def timestamp(seconds: float | None) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def count(value: int) -> str:
+    """1234567 -> 1,234,567."""
+    return f"{value:,}"
+
+
+def short_digest(digest: str) -> str:
+    algorithm, _, hexes = digest.partition(":")
+    return f"{algorithm}:{hexes[:12]}"
+
+
+def command(values: list[str] | None) -> str:
+    """An entrypoint or cmd as Dockerfiles write the exec form."""
+    return json.dumps(values or [])
+
+
 def iso(seconds: float | None) -> str:
     return "" if seconds is None else datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
 
@@ -45,5 +61,8 @@ TEMPLATES.env.filters.update(
     iso=iso,
     markdown=markdown.render,
     media_type=lambda value: MEDIA_TYPE_NAMES.get(value, value),
+    count=count,
+    short_digest=short_digest,
+    command=command,
 )
 TEMPLATES.env.globals.update(ARCHITECTURES=catalog.ARCHITECTURES, OPERATING_SYSTEMS=catalog.OPERATING_SYSTEMS)

@@ -1,4 +1,8 @@
-"""The gallery's routes. They come last in the app: /<alias> catches what nothing else claimed."""
+"""The gallery's routes. They come last in the app: /<alias> catches what nothing else claimed.
+
+Every page (home, publisher, repository, image) answers JSON instead of HTML at the same path when the
+request prefers `application/json` (Accept), and says `Vary: Accept` either way.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pier import errors
-from pier.core import gallery
+from pier.core import gallery, image_pages
 from pier.core.context import Core
-from pier.core.pagination import Page
+from pier.gallery import documents
 from pier.gallery.pages import TEMPLATES
 from pier.web.failures import explain, retry_headers, status_of
 from pier.web.threads import run_sync
@@ -27,6 +31,27 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+NEGOTIATED = {**HEADERS, "Vary": "Accept"}  # pages that answer HTML or JSON by the Accept header
+SORT_LABELS = {"downloads": "Most downloaded", "pushed": "Recently pushed", "name": "Name", "relevance": "Best match"}
+
+
+def wants_json(request: Request) -> bool:
+    """Whether the client prefers application/json to text/html (by Accept quality; JSON wins a tie)."""
+    best = {"json": 0.0, "html": 0.0}
+    for part in request.headers.get("accept", "").split(","):
+        media, *parameters = part.strip().lower().split(";")
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = {"application/json": "json", "text/html": "html", "application/xhtml+xml": "html"}.get(media.strip())
+        if kind:
+            best[kind] = max(best[kind], quality)
+    return best["json"] > 0 and best["json"] >= best["html"]
 
 
 def _filters(request: Request) -> dict[str, Any]:
@@ -39,7 +64,30 @@ def _filters(request: Request) -> dict[str, Any]:
 
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status, headers=HEADERS)
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status, headers=NEGOTIATED)
+
+
+def _json(document: dict[str, Any], status: int = 200) -> Response:
+    return JSONResponse(document, status, NEGOTIATED)
+
+
+def _answer(
+    request: Request, template: str, context: dict[str, Any], document: Callable[[], dict[str, Any]]
+) -> Response:
+    return _json(document()) if wants_json(request) else _page(request, template, context)
+
+
+def _problem(request: Request, status: int, title: str, message: str) -> Response:
+    if wants_json(request):
+        return _json({"message": message}, status)
+    return _page(request, "message.html", {"title": title, "message": message}, status)
+
+
+def _link(request: Request, **changes: str | None) -> str:
+    """This page's address with some parameters changed (None removes one); a new sort starts at page one."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in changes and k != "nextToken"]
+    params += [(k, v) for k, v in changes.items() if v is not None]
+    return f"{request.url.path}?{urlencode(params)}" if params else request.url.path
 
 
 def _next_link(request: Request, token: str | None) -> str | None:
@@ -49,108 +97,134 @@ def _next_link(request: Request, token: str | None) -> str | None:
     return f"{request.url.path}?{urlencode(params)}"
 
 
-async def _search(request: Request, filters: dict[str, Any], max_results: int | None) -> Page[gallery.Card]:
-    """The gallery search the home page and /search share."""
-    core: Core = request.app.state.core
-    return await run_sync(
-        gallery.search,
-        core,
-        filters["term"],
-        filters["architectures"],
-        filters["operating_systems"],
-        max_results,
-        request.query_params.get("nextToken"),
-    )
+def _sorts(request: Request, current: str, choices: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [
+        {"value": value, "label": SORT_LABELS[value], "href": _link(request, sort=value), "current": value == current}
+        for value in choices
+    ]
 
 
 async def home(request: Request) -> Response:
+    core: Core = request.app.state.core
     filters = _filters(request)
+    params = request.query_params
     try:
-        page = await _search(request, filters, None)
+        listing = await run_sync(
+            gallery.search,
+            core,
+            filters["term"],
+            filters["architectures"],
+            filters["operating_systems"],
+            None,
+            params.get("nextToken"),
+            params.get("sort"),
+        )
     except errors.InvalidParameter as error:
-        return _page(request, "message.html", {"title": "Bad search", "message": error.message}, 400)
-    return _page(
-        request,
-        "home.html",
-        {
-            **filters,
-            "cards": page.items,
-            "next": _next_link(request, page.next_token),
-            "title": "Public gallery",
-            "registry": None,
-        },
-    )
+        return _problem(request, 400, "Bad search", error.message)
+    context = {
+        **filters,
+        "cards": listing.cards,
+        "next": _next_link(request, listing.next_token),
+        "sorts": _sorts(request, listing.sort, (*gallery.SORTS, "relevance")),
+        "title": "Public gallery",
+        "registry": None,
+        "publisher": None,
+    }
+    return _answer(request, "home.html", context, lambda: documents.listing(listing))
 
 
 async def registry(request: Request) -> Response:
     core: Core = request.app.state.core
     alias = request.path_params["alias"]
     filters = _filters(request)
+    params = request.query_params
     try:
-        page = await run_sync(
-            gallery.browse,
+        found = await run_sync(
+            gallery.publisher,
             core,
             alias,
             filters["architectures"],
             filters["operating_systems"],
             None,
-            request.query_params.get("nextToken"),
+            params.get("nextToken"),
+            params.get("sort"),
         )
     except errors.RegistryNotFound:
-        return _page(request, "message.html", {"title": "Not found", "message": f"No registry '{alias}'."}, 404)
+        return _problem(request, 404, "Not found", f"No registry '{alias}'.")
     except errors.InvalidParameter as error:
-        return _page(request, "message.html", {"title": "Bad filter", "message": error.message}, 400)
-    title = page.items[0].display_name if page.items else alias
-    return _page(
-        request,
-        "home.html",
-        {
-            **filters,
-            "cards": page.items,
-            "next": _next_link(request, page.next_token),
-            "title": title,
-            "registry": alias,
-        },
-    )
+        return _problem(request, 400, "Bad filter", error.message)
+    context = {
+        **filters,
+        "cards": found.listing.cards,
+        "next": _next_link(request, found.listing.next_token),
+        "sorts": _sorts(request, found.listing.sort, gallery.SORTS),
+        "title": found.display_name,
+        "registry": alias,
+        "publisher": found,
+    }
+    return _answer(request, "home.html", context, lambda: documents.publisher(found))
 
 
 async def repository(request: Request) -> Response:
+    """/<alias>/<repository>, or an image of it: /<alias>/<repository>:<tag>, /<alias>/<repository>@<digest>."""
+    alias = request.path_params["alias"]
+    name, tag, digest = image_pages.parse_reference(request.path_params["name"].rstrip("/"))
+    if tag is not None or digest is not None:
+        return await image(request, alias, name, tag, digest)
     core: Core = request.app.state.core
-    alias, name = request.path_params["alias"], request.path_params["name"].rstrip("/")
+    params = request.query_params
     try:
-        view = await run_sync(gallery.repository_page, core, alias, name)
+        view = await run_sync(gallery.repository_page, core, alias, name, params.get("sort"), params.get("nextToken"))
     except errors.RepositoryNotFound:
-        message = f"No repository '{alias}/{name}'."
-        return _page(request, "message.html", {"title": "Not found", "message": message}, 404)
-    return _page(request, "repository.html", {"page": view, "card": view.card, "title": f"{alias}/{name}"})
+        return _problem(request, 404, "Not found", f"No repository '{alias}/{name}'.")
+    except errors.InvalidParameter as error:
+        return _problem(request, 400, "Bad request", error.message)
+    context = {
+        "page": view,
+        "card": view.card,
+        "title": f"{alias}/{name}",
+        "next": _next_link(request, view.next_token),
+        "sorts": _sorts(request, view.sort, gallery.TAG_SORTS),
+    }
+    return _answer(request, "repository.html", context, lambda: documents.repository(view))
+
+
+async def image(request: Request, alias: str, name: str, tag: str | None, digest: str | None) -> Response:
+    core: Core = request.app.state.core
+    reference = f"{name}:{tag}" if tag is not None else f"{name}@{digest}"
+    try:
+        view = await run_sync(image_pages.image_page, core, alias, name, tag, digest)
+    except errors.RepositoryNotFound:
+        return _problem(request, 404, "Not found", f"No repository '{alias}/{name}'.")
+    except errors.ImageNotFound:
+        what = f"tag '{tag}'" if tag is not None else f"image '{digest}'"
+        return _problem(request, 404, "Not found", f"No {what} in '{alias}/{name}'.")
+    context = {"page": view, "card": view.card, "title": f"{alias}/{reference}"}
+    return _answer(request, "image.html", context, lambda: documents.image(view))
 
 
 async def search(request: Request) -> Response:
-    """GET /search?term=&architecture=&operatingSystem=&maxResults=&nextToken= as JSON."""
+    """GET /search?term=&architecture=&operatingSystem=&sort=&maxResults=&nextToken= as JSON."""
+    core: Core = request.app.state.core
     filters = _filters(request)
-    raw = request.query_params.get("maxResults")
+    params = request.query_params
+    raw = params.get("maxResults")
     try:
         if raw is not None and not raw.isdigit():
             raise errors.InvalidParameter("maxResults must be a number")
-        page = await _search(request, filters, int(raw) if raw else None)
+        listing = await run_sync(
+            gallery.search,
+            core,
+            filters["term"],
+            filters["architectures"],
+            filters["operating_systems"],
+            int(raw) if raw else None,
+            params.get("nextToken"),
+            params.get("sort"),
+        )
     except errors.InvalidParameter as error:
         return JSONResponse({"message": error.message}, 400)
-    cards = [
-        {
-            "alias": c.alias,
-            "name": c.name,
-            "path": c.path,
-            "uri": c.uri,
-            "displayName": c.display_name,
-            "description": c.description,
-            "logoUrl": c.logo_url,
-            "architectures": list(c.architectures),
-            "operatingSystems": list(c.operating_systems),
-            "lastPushedAt": c.last_pushed_at,
-        }
-        for c in page.items
-    ]
-    return JSONResponse({"repositories": cards, "nextToken": page.next_token})
+    return JSONResponse(documents.listing(listing))
 
 
 def failsafe(page: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -168,7 +242,7 @@ def failsafe(page: str, endpoint: Callable[[Request], Awaitable[Response]]) -> C
             if page == "search":
                 return JSONResponse({"message": error.message}, status, headers)
             title = "Temporarily unavailable" if status == 503 else "Something went wrong"
-            response = _page(request, "message.html", {"title": title, "message": error.message}, status)
+            response = _problem(request, status, title, error.message)
             response.headers.update(headers)
             return response
 

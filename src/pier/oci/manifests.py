@@ -24,8 +24,10 @@ async def get_manifest(ctx: OciRequest) -> Response:
     image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx))
     manifest = image.manifest or b""
     headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
-    body = b"" if ctx.request.method == "HEAD" else manifest
-    return Response(body, 200, headers, media_type=image.media_type)
+    if ctx.request.method == "HEAD":
+        return Response(b"", 200, headers, media_type=image.media_type)
+    ctx.core.downloads.count(ctx.repository.id, image.digest)  # a pull (core/downloads.py): in memory, batched
+    return Response(manifest, 200, headers, media_type=image.media_type)
 
 
 async def put_manifest(ctx: OciRequest) -> Response:

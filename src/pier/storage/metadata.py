@@ -10,7 +10,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Conflict(Exception):
@@ -30,6 +30,7 @@ class RepositoryRow:
     policy_text: str | None
     catalog: CatalogRow
     last_pushed_at: float | None = None
+    downloads: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,16 @@ class TagRow:
 
 
 @dataclass(frozen=True)
+class ImageDetails:
+    """What the gallery shows about an image, gathered once when it is pushed (core/image_details.py)."""
+
+    version: int
+    platforms: tuple[str, ...]  # os/architecture[/variant]: an image's own, or those an index lists
+    artifact_kind: str | None  # for an artifact that refers to another: signature, sbom, attestation, other
+    facts: Mapping[str, Any]  # JSON-able: config facts, artifact format, ...
+
+
+@dataclass(frozen=True)
 class NewImage:
     digest: str
     manifest: bytes
@@ -117,6 +128,7 @@ class NewImage:
     size: int
     blob_media_types: Mapping[str, str]  # config and layer digests -> their media types
     child_digests: tuple[str, ...]  # for an index: the manifests it lists
+    details: ImageDetails | None = None  # stored with the image, in its transaction
 
 
 class PutOutcome(enum.Enum):
@@ -197,18 +209,68 @@ class MetadataStore(Protocol):
         """Replace the repository's search terms (term -> weight) and badges (kind, value)."""
 
     def search_repositories(
-        self, words: Sequence[str], badges: set[tuple[str, str]], limit: int, offset: int
+        self, words: Sequence[str], badges: set[tuple[str, str]], limit: int, offset: int, sort: str = "relevance"
     ) -> list[tuple[RepositoryRow, int]]:
-        """Repositories with a term starting with each word (all words), and every badge; best score first
-        (the sum of the weights of each word's best match), then the most recent push."""
+        """Repositories with a term starting with each word (all words), and every badge, in `sort` order:
+        "relevance" is the best score first (the sum of the weights of each word's best match); "downloads",
+        "pushed" and "name" sort by that first, then by score. Ties: the most recent push first."""
 
     def browse_repositories(
-        self, registry_id: str | None, badges: set[tuple[str, str]], limit: int, offset: int
+        self, registry_id: str | None, badges: set[tuple[str, str]], limit: int, offset: int, sort: str = "pushed"
     ) -> list[RepositoryRow]:
-        """Repositories (of one registry, or all) with every badge, the most recently pushed first."""
+        """Repositories (of one registry, or all) with every badge: "downloads" most first, "pushed" the most
+        recently pushed first, or by "name"."""
 
-    def recent_tags(self, repository_id: int, limit: int) -> list[TagRow]:
-        """The most recently created tags first, with their images (manifests included)."""
+    def tag_page(
+        self, repository_id: int, sort: str, after: tuple[float, str] | str | None, limit: int
+    ) -> list[TagRow]:
+        """A page of tags with their images (without manifests or tags): sort "pushed", newest first (ties by
+        name, descending), after (created_at, tag); or "name", after a name."""
+
+    def tag_exists(self, repository_id: int, tag: str) -> bool: ...
+
+    def latest_tagged_images(self, repository_ids: Sequence[int]) -> dict[int, int]:
+        """repository id -> id of the image its most recently pushed tag names (artifacts with a subject
+        are not counted as images)."""
+
+    # Image details (gathered at push time; the gallery's pages read them, never blobs)
+    def image_details(self, image_ids: Sequence[int]) -> dict[int, ImageDetails]: ...
+
+    def images_with_manifests(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
+        """The repository's images of those digests, manifests included, without their tags."""
+
+    def image_for_page(
+        self, repository_id: int, *, digest: str | None = None, tag: str | None = None
+    ) -> ImageRow | None:
+        """The image a tag or digest names, manifest included, tags not."""
+
+    def image_tag_names(self, image_id: int, limit: int) -> tuple[list[str], int]:
+        """The image's first `limit` tags by name, and how many there are."""
+
+    def images_without_details(self, after_id: int, limit: int) -> list[ImageRow]:
+        """Images (manifests included, tags not) with an id above `after_id` and no details, by id."""
+
+    def add_image_details(self, found: Sequence[tuple[int, ImageDetails]]) -> None:
+        """Keep details gathered after the push (image id, details); an existing row wins; an image that is
+        gone gets none."""
+
+    def referring_images(
+        self, repository_id: int, subjects: Sequence[str]
+    ) -> list[tuple[ImageRow, ImageDetails | None]]:
+        """Images whose subject is one of `subjects`, oldest first, with their details if any."""
+
+    def images_referred_to_by(self, image_ids: Sequence[int], kind: str) -> set[int]:
+        """Those of `image_ids` referred to by an artifact of `kind` in their repository, directly or through
+        a manifest they list."""
+
+    # Downloads
+    def add_downloads(self, batch_id: str, counts: Mapping[tuple[int, str], int], now: float) -> bool:
+        """Add (repository id, digest) -> count to images and repositories, in one transaction, unless the
+        batch `batch_id` was added before (then False, nothing changed)."""
+
+    def image_downloads(self, repository_id: int, digests: Sequence[str]) -> dict[str, int]: ...
+
+    def registry_downloads(self, registry_id: str) -> int: ...
 
     # Garbage collection
     def collectable_blobs(self, touched_before: float, after: str | None, limit: int) -> list[tuple[str, int]]:
@@ -302,13 +364,22 @@ class MetadataStore(Protocol):
 
     # Images
     def put_image(
-        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+        self,
+        repository_id: int,
+        image: NewImage,
+        tag: str | None,
+        now: float,
+        limit: int,
+        also_tag: Sequence[str] = (),
     ) -> tuple[PutOutcome, ImageRow]:
-        """Store the image if new (LimitExceeded past `limit` images) and point `tag` at it, atomically."""
+        """Store the image if new (LimitExceeded past `limit` images) and point `tag`, and every tag of
+        `also_tag`, at it, atomically."""
 
     def get_image(
         self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
     ) -> ImageRow | None: ...
+
+    def image_exists(self, repository_id: int, digest: str) -> bool: ...
 
     def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]: ...
 

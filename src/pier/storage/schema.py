@@ -51,8 +51,11 @@ repositories = Table(
     Column("logo_digest", String(DIGEST)),
     Column("has_catalog_data", Boolean, nullable=False, default=False),
     Column("last_pushed_at", Float),  # the last image or tag push; the gallery lists newest first
+    # Manifest GETs on /v2/ of any of its images, ever (counted in memory, added in batches: downloads.py).
+    Column("downloads", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("registry_id", "name"),
     Index("ix_repositories_last_pushed_at", "last_pushed_at"),
+    Index("ix_repositories_downloads", "downloads"),
 )
 
 # The gallery's search index: the words of each repository's name (weight 2) and description (weight 1).
@@ -189,6 +192,9 @@ image_tags = Table(
     Column("tag", String(300), primary_key=True),
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
+    # The gallery lists a repository's tags newest first (ties: by name, descending), a page at a time,
+    # reading this index backwards: no sort, however many tags there are.
+    Index("ix_image_tags_repository_id_created_at", "repository_id", "created_at", "tag"),
 )
 
 # What each image needs: its config and layers (blobs) and, for an index, its manifests.
@@ -205,6 +211,40 @@ image_children = Table(
     metadata,
     Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
     Column("child_digest", String(DIGEST), primary_key=True),
+)
+
+# What the gallery shows about an image, gathered once when it is pushed (from its manifest and, for an
+# image, its config blob), so no page reads a blob: `platforms` (a JSON list of os/architecture[/variant]),
+# the kind of artifact it is when it refers to another (signature, sbom, attestation) and `facts` (JSON:
+# the config's entrypoint, cmd, env with secret-looking values masked, ports, labels, history...).
+# `version` says which extraction made the row.
+image_details = Table(
+    "image_details",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("platforms", Text, nullable=False),
+    Column("artifact_kind", String(20)),
+    Column("facts", Text, nullable=False),
+)
+
+# Downloads of each image (manifest GETs on /v2/, by tag or digest), by digest, so a count outlives a
+# delete and a push of the same image again. The repository's total is repositories.downloads.
+image_downloads = Table(
+    "image_downloads",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(DIGEST), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+# Batches of download counts already added, by the id their process gave them: a batch written again
+# after a failure that left it unclear whether it was committed is never added twice. Pruned after a day.
+download_batches = Table(
+    "download_batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("flushed_at", Float, nullable=False, index=True),
 )
 
 # Layer uploads in progress. `size` counts the bytes acknowledged (durable in the blob store).

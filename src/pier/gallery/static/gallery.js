@@ -70,14 +70,37 @@
     }
     var text = element("span", "card-text");
     text.appendChild(element("span", "card-name", repo.name));
-    text.appendChild(element("span", "card-registry muted", repo.displayName + " · " + repo.alias));
+    var registry = element("span", "card-registry muted", repo.displayName);
+    if (repo.verified) {
+      registry.appendChild(document.createTextNode(" "));
+      var verified = element("span", "badge verified", "✓ Verified");
+      verified.title = "Verified publisher";
+      registry.appendChild(verified);
+    }
+    registry.appendChild(document.createTextNode(" · " + repo.alias));
+    text.appendChild(registry);
     link.appendChild(text);
     item.appendChild(link);
     if (repo.description) item.appendChild(element("p", "card-description", repo.description));
     var badges = element("ul", "badges");
+    if (repo.signed) badges.appendChild(element("li", "badge signed", "✓ signed"));
     repo.operatingSystems.forEach(function (v) { badges.appendChild(element("li", "badge os", v)); });
     repo.architectures.forEach(function (v) { badges.appendChild(element("li", "badge arch", v)); });
     item.appendChild(badges);
+    var stats = element("p", "card-pushed muted");
+    var downloads = element("span", "downloads", repo.downloads.toLocaleString("en-US") + (repo.downloads === 1 ? " download" : " downloads"));
+    downloads.setAttribute("data-downloads", String(repo.downloads));
+    stats.appendChild(downloads);
+    stats.appendChild(document.createTextNode(" · "));
+    if (repo.lastPushedAt) {
+      var time = element("time", null, new Date(repo.lastPushedAt * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC");
+      time.setAttribute("datetime", new Date(repo.lastPushedAt * 1000).toISOString());
+      stats.appendChild(document.createTextNode("Pushed "));
+      stats.appendChild(time);
+    } else {
+      stats.appendChild(document.createTextNode("No images yet"));
+    }
+    item.appendChild(stats);
     return item;
   }
 

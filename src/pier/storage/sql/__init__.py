@@ -4,14 +4,18 @@ The one implementation of storage/metadata.py's protocol, one module per aggrega
 rows it owns: repositories.py (repositories, resource tags, registries), images.py (images and tags),
 blobs.py (blobs, their use by repositories, GC and leftovers) with uploads.py (uploads in progress and
 finishing them; GC safety lies in how blobs.py and uploads.py meet, read them together), gallery.py (the
-search index), keys.py (signing keys), users.py (IAM users, their access keys and the counter of
-changes to them) and snapshot.py (a consistent copy, for backups). engine.py has the plumbing they share.
+search index and the gallery's listings), image_details.py (what the gallery shows of an image, gathered
+at push time), downloads.py (download counts, added in batches), keys.py (signing keys), users.py (IAM
+users, their access keys and the counter of changes to them) and snapshot.py (a consistent copy, for
+backups). engine.py has the plumbing they share.
 """
 
 from __future__ import annotations
 
+from pier.storage.sql.downloads import DownloadRows
 from pier.storage.sql.engine import open_engine
 from pier.storage.sql.gallery import GalleryRows
+from pier.storage.sql.image_details import ImageDetailRows
 from pier.storage.sql.images import ImageRows
 from pier.storage.sql.keys import SigningKeyRows
 from pier.storage.sql.repositories import RepositoryRows
@@ -22,7 +26,17 @@ from pier.storage.sql.users import IamUserRows
 __all__ = ["SqlMetadataStore", "open_engine"]
 
 
-class SqlMetadataStore(RepositoryRows, ImageRows, UploadRows, GalleryRows, SigningKeyRows, IamUserRows, Snapshots):
+class SqlMetadataStore(
+    RepositoryRows,
+    ImageRows,
+    ImageDetailRows,
+    UploadRows,
+    GalleryRows,
+    DownloadRows,
+    SigningKeyRows,
+    IamUserRows,
+    Snapshots,
+):
     @classmethod
     def from_url(cls, url: str) -> SqlMetadataStore:
         return cls(open_engine(url))

@@ -33,6 +33,7 @@ from pier.storage.metadata import (
     TagRow,
 )
 from pier.storage.sql.engine import WRITE_ATTEMPTS, SqlBase
+from pier.storage.sql.image_details import insert_details
 
 _repos = schema.repositories
 _images = schema.images
@@ -98,11 +99,17 @@ class ImageRows(SqlBase):
     # Images
 
     def put_image(
-        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+        self,
+        repository_id: int,
+        image: NewImage,
+        tag: str | None,
+        now: float,
+        limit: int,
+        also_tag: Sequence[str] = (),
     ) -> tuple[PutOutcome, ImageRow]:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return self._put_image(repository_id, image, tag, now, limit)
+                return self._put_image(repository_id, image, tag, now, limit, also_tag)
             except IntegrityError:
                 # Another process stored the same image or tag first (PostgreSQL runs them side by side),
                 # or GC removed a blob meanwhile: try again, and the checks see what happened.
@@ -111,7 +118,7 @@ class ImageRows(SqlBase):
         raise AssertionError("unreachable")
 
     def _put_image(
-        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int
+        self, repository_id: int, image: NewImage, tag: str | None, now: float, limit: int, also_tag: Sequence[str]
     ) -> tuple[PutOutcome, ImageRow]:
         with self._writing() as conn:
             # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
@@ -141,6 +148,8 @@ class ImageRows(SqlBase):
                     conn.execute(_MOVE_TAG, {**where, "to_image": image_id, "now": now})
                 if current != image_id and not created:
                     outcome = PutOutcome.TAGGED
+            if also_tag and self._tag_all(conn, repository_id, image_id, [t for t in also_tag if t != tag], now):
+                outcome = PutOutcome.TAGGED if outcome is PutOutcome.UNCHANGED else outcome
             if outcome is not PutOutcome.UNCHANGED:
                 conn.execute(_PUSHED_TO, {"repository": repository_id, "now": now})
             if inserted is not None:  # what the database would answer, without asking it
@@ -148,6 +157,34 @@ class ImageRows(SqlBase):
             else:
                 row = image_rows(conn, select(*_IMAGE_COLUMNS).where(_images.c.id == image_id))[0]
         return outcome, row
+
+    @staticmethod
+    def _tag_all(conn: Connection, repository_id: int, image_id: int | None, tags: Sequence[str], now: float) -> bool:
+        """Point every one of `tags` at the image with a few statements, however many there are (a /v2/ PUT
+        with many ?tag=); whether any tag was new or moved."""
+        wanted = list(dict.fromkeys(tags))
+        current: dict[str, int] = {}
+        for first in range(0, len(wanted), 500):
+            chunk = wanted[first : first + 500]
+            query = select(_image_tags.c.tag, _image_tags.c.image_id).where(
+                _image_tags.c.repository_id == repository_id, _image_tags.c.tag.in_(chunk)
+            )
+            current.update({t: i for t, i in conn.execute(query)})
+        new = [
+            {"repository_id": repository_id, "tag": t, "image_id": image_id, "created_at": now}
+            for t in wanted
+            if t not in current
+        ]
+        moved = [
+            {"in_repository": repository_id, "tag_name": t, "to_image": image_id, "now": now}
+            for t in wanted
+            if t in current and current[t] != image_id
+        ]
+        if new:
+            conn.execute(_INSERT_TAG, new)
+        if moved:
+            conn.execute(_MOVE_TAG, moved)
+        return bool(new or moved)
 
     @staticmethod
     def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> ImageRow:
@@ -181,6 +218,8 @@ class ImageRows(SqlBase):
                 _INSERT_IMAGE_CHILDREN,
                 [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
             )
+        if image.details is not None:
+            insert_details(conn, image_id, image.details)
         return ImageRow(id=image_id, **{k: v for k, v in row.items() if k != "manifest"})
 
     def get_image(
@@ -190,6 +229,11 @@ class ImageRows(SqlBase):
         with self._reading(snapshot=True) as conn:
             rows = image_rows(conn, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
         return rows[0] if rows else None
+
+    def image_exists(self, repository_id: int, digest: str) -> bool:
+        with self._reading() as conn:
+            found = conn.execute(_IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": digest}).first()
+        return found is not None
 
     def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
         query = select(*_IMAGE_COLUMNS).where(

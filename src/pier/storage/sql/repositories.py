@@ -166,4 +166,5 @@ def repository_row(row: RowMapping) -> RepositoryRow:
         row["policy_text"],
         catalog,
         row["last_pushed_at"],
+        int(row["downloads"] or 0),
     )
