@@ -31,7 +31,7 @@ def test_migrations_match_the_declared_schema(backend: Backend, tmp_path: Path) 
     upgrade(engine)  # a second start finds nothing to do
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
     engine.dispose()
 
 
@@ -84,7 +84,7 @@ def test_widening_digest_columns_keeps_rows_and_foreign_keys(backend: Backend, t
         connection.execute(text("INSERT INTO image_blobs VALUES (1, :d)"), {"d": blob})
     upgrade(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
         assert connection.execute(text("SELECT digest FROM image_blobs")).scalars().all() == [blob]
         assert connection.execute(text("SELECT digest FROM repository_blobs")).scalars().all() == [blob]
     with engine.begin() as connection:  # a sha512 digest fits everywhere now
