@@ -17,12 +17,13 @@ import secrets
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pier.core import limits
+from pier.core.pullthrough import DEFAULT_TAG_TTL_SECONDS, Credentials, Rule
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,9 @@ class AccountConfig:
     secret_access_key: str
     # Optional: when set, SigV4 requests must carry this X-Amz-Security-Token.
     session_token: str | None = None
+    # Pull-through cache rules of this account's registry: [[pull_through]] for the default account,
+    # [[accounts.pull_through]] inside an [[accounts]] table for another.
+    pull_through: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         if not limits.ACCOUNT_ID.fullmatch(self.id):
@@ -171,6 +175,8 @@ _DEFAULT_ACCOUNT_ENV = {
     "session_token": "PIER_SESSION_TOKEN",
 }
 _ACCOUNT_KEYS = {f.name for f in fields(AccountConfig)}
+_RULE_KEYS = {f.name for f in fields(Rule)}
+_CREDENTIAL_KEYS = {f.name for f in fields(Credentials)}
 
 
 def load(
@@ -185,8 +191,9 @@ def load(
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     extra_accounts: list[dict[str, Any]] = []
+    rules: list[Any] = []
     if config_file is not None:
-        values, extra_accounts = _read_toml(config_file)
+        values, extra_accounts, rules = _read_toml(config_file)
     for key, kind in _SCALARS.items():
         if (raw := env.get(_ENV_PREFIX + key.upper())) is not None:
             values[key] = _convert(key, raw, kind)
@@ -197,7 +204,8 @@ def load(
     _check(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     default = _default_account(config.data_dir, env)
-    accounts = (default, *(_account(table) for table in extra_accounts))
+    default = replace(default, pull_through=_rules(rules, "[[pull_through]]", env))
+    accounts = (default, *(_account(table, env) for table in extra_accounts))
     _check_unique(accounts)
     return replace(config, accounts=accounts)
 
@@ -206,17 +214,25 @@ def save_resolved(config: Config, path: Path) -> None:
     """The whole resolved config (accounts included) for worker processes, readable by the owner only."""
     values = {f.name: getattr(config, f.name) for f in fields(Config)}
     values["data_dir"] = str(config.data_dir)
-    values["accounts"] = [{f.name: getattr(a, f.name) for f in fields(AccountConfig)} for a in config.accounts]
+    values["accounts"] = [asdict(a) for a in config.accounts]
     _write_private(path, json.dumps(values))
 
 
 def load_resolved(path: Path) -> Config:
     values = json.loads(path.read_text())
-    accounts = tuple(AccountConfig(**a) for a in values.pop("accounts"))
+    accounts = tuple(
+        AccountConfig(**{**a, "pull_through": tuple(_resolved_rule(r) for r in a["pull_through"])})
+        for a in values.pop("accounts")
+    )
     return replace(Config(), **{**values, "data_dir": Path(values["data_dir"]), "accounts": accounts})
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _resolved_rule(values: dict[str, Any]) -> Rule:
+    credentials = values.get("credentials")
+    return Rule(**{**values, "credentials": Credentials(**credentials) if credentials else None})
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[Any]]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -224,10 +240,11 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     accounts = data.pop("accounts", [])
     if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
         raise ConfigError(f"{path}: 'accounts' must be [[accounts]] tables")
+    rules = data.pop("pull_through", [])
     unknown = set(data) - set(_SCALARS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts
+    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts, rules
 
 
 def _convert(key: str, value: Any, kind: type) -> Any:
@@ -281,14 +298,79 @@ def _check(config: Config) -> None:
             raise ConfigError(f"public_url {config.public_url!r} must be http(s)://host[:port]")
 
 
-def _account(table: Mapping[str, Any]) -> AccountConfig:
+def _account(table: Mapping[str, Any], env: Mapping[str, str]) -> AccountConfig:
     unknown = set(table) - _ACCOUNT_KEYS
     missing = {"id", "alias", "access_key_id", "secret_access_key"} - set(table)
     problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
     problems += [f"missing key(s) {sorted(missing)}"] if missing else []
     if problems:
         raise ConfigError(f"[[accounts]] {table.get('id', '?')}: " + "; ".join(problems))
-    return AccountConfig(**{k: str(v) for k, v in table.items()})
+    scalars = {k: str(v) for k, v in table.items() if k != "pull_through"}
+    rules = _rules(table.get("pull_through", []), f"[[accounts.pull_through]] of account {scalars['id']}", env)
+    return AccountConfig(**scalars, pull_through=rules)
+
+
+def _rules(tables: Any, where: str, env: Mapping[str, str]) -> tuple[Rule, ...]:
+    """One account's pull-through cache rules, checked: prefixes that do not overlap, upstream URLs, and
+    credentials whose environment variables are set (their values are read where they are used)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{where} must be tables")
+    rules = tuple(_rule(table, where, env) for table in tables)
+    for rule in rules:
+        for other in rules:
+            if other is not rule and (other.prefix == rule.prefix or other.prefix.startswith(rule.prefix + "/")):
+                raise ConfigError(f"{where}: the prefixes {rule.prefix!r} and {other.prefix!r} overlap")
+    return rules
+
+
+def _rule(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> Rule:
+    where = f"{where} {table.get('prefix', '?')!r}"
+    unknown = set(table) - _RULE_KEYS
+    missing = {"prefix", "upstream"} - set(table)
+    if unknown or missing:
+        problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
+        problems += [f"missing key(s) {sorted(missing)}"] if missing else []
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+    def typed(key: str, kind: type, default: Any = None) -> Any:
+        value = table.get(key, default)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ConfigError(f"{where}: {key} must be a {kind.__name__}, not {value!r}")
+        return value
+
+    prefix, upstream = typed("prefix", str), typed("upstream", str).rstrip("/")
+    if not limits.is_repository_name(prefix):
+        raise ConfigError(f"{where}: prefix must be a repository name (lowercase letters, digits, . _ - and /)")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        raise ConfigError(f"{where}: upstream {upstream!r} must be http(s)://host[:port]")
+    namespace = typed("upstream_namespace", str)
+    if namespace is not None and not limits.REPOSITORY_NAME.fullmatch(namespace):
+        raise ConfigError(f"{where}: upstream_namespace {namespace!r} must be a repository name")
+    ttl = typed("tag_ttl_seconds", int, DEFAULT_TAG_TTL_SECONDS)
+    if ttl < 0:
+        raise ConfigError(f"{where}: tag_ttl_seconds must not be negative")
+    sizes = {key: typed(key, int) for key in ("max_layer_size_bytes", "max_total_size_bytes")}
+    for key, value in sizes.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1 (leave it out for no limit)")
+    credentials = typed("credentials", dict)
+    if credentials is not None:
+        if set(credentials) != _CREDENTIAL_KEYS or not all(isinstance(v, str) and v for v in credentials.values()):
+            raise ConfigError(f'{where}: credentials must be {{ username_env = "VAR", password_env = "VAR" }}')
+        unset = [name for name in credentials.values() if not env.get(name)]
+        if unset:
+            raise ConfigError(f"{where}: the environment variable(s) {', '.join(unset)} named in credentials are unset")
+        credentials = Credentials(**credentials)
+    return Rule(
+        prefix=prefix,
+        upstream=upstream,
+        upstream_namespace=namespace,
+        tag_ttl_seconds=ttl,
+        credentials=credentials,
+        allow_anonymous_pull_through=typed("allow_anonymous_pull_through", bool, False),
+        **sizes,
+    )
 
 
 def _check_unique(accounts: tuple[AccountConfig, ...]) -> None:

@@ -9,7 +9,7 @@ about what exists in registries it may not use.
 from __future__ import annotations
 
 from pier import errors
-from pier.core import limits, policies
+from pier.core import limits, policies, pullthrough
 from pier.core.accounts import Account, repository_arn
 from pier.core.context import Core
 from pier.storage.metadata import RepositoryRow
@@ -59,6 +59,8 @@ def find_repository(
         if registry_must_exist:
             raise
         raise errors.RepositoryNotFound(registry_id or caller.id, name) from None
+    if target == caller.id:  # another account's caches are refused as its repositories are (not found)
+        pullthrough.refuse_writes(core, target, name, action)
     row = core.meta.get_repository(target, name)
     if row is None:
         raise errors.RepositoryNotFound(target, name)
@@ -66,6 +68,7 @@ def find_repository(
         if caller.id == row.registry_id:
             raise errors.AccessDenied(action, name)
         raise errors.RepositoryNotFound(target, name)
+    pullthrough.refuse_writes(core, target, name, action)
     return row
 
 
@@ -93,6 +96,7 @@ def repository_by_path(core: Core, caller: Account | None, path: str, action: st
     account = core.accounts.by_alias(alias)
     if account is None:
         raise errors.RepositoryNotFound(alias, name)
+    pullthrough.refuse_writes(core, account.id, name, action)
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)

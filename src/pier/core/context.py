@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pier.core import limits
 from pier.core.accounts import Accounts
+from pier.core.pullthrough import Rules
 from pier.core.tokens import TokenSigner
 from pier.storage.blobs import BlobStore
 from pier.storage.metadata import MetadataStore
@@ -73,4 +74,5 @@ class Core:
     max_uploads: int = limits.UPLOADS_PER_REPOSITORY
     upload_expiry: float = limits.UPLOAD_EXPIRY_SECONDS
     locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
+    pull_through: Rules = field(default_factory=Rules)  # pull-through cache rules, by account
     clock: Callable[[], float] = field(default=time.time)
