@@ -24,9 +24,11 @@ from pier.config import Config, load_resolved
 from pier.core import gc, uploads
 from pier.core.accounts import Account, Accounts
 from pier.core.context import Core
+from pier.core.pullthrough import Rules
 from pier.core.tokens import TokenSigner
 from pier.gallery import routes as gallery
 from pier.oci import routes as oci
+from pier.pullthrough import PullThrough
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
@@ -74,6 +76,7 @@ def build_core(config: Config) -> Core:
         max_images=config.max_images_per_repository,
         max_uploads=config.max_uploads_per_repository,
         upload_expiry=config.upload_expiry_seconds,
+        pull_through=Rules.of((a.id, rule) for a in config.accounts for rule in a.pull_through),
     )
 
 
@@ -131,6 +134,7 @@ def create_app(config: Config) -> Starlette:
             config.rate_limit_anonymous, config.rate_limit_authenticated, config.rate_limit_burst
         )
         app.state.audit = AuditLog(config.effective_audit_log)
+        app.state.pull_through = PullThrough(core)
         tasks = [asyncio.create_task(expire_uploads(core))]
         if config.gc_interval_seconds:
             tasks.append(
@@ -141,6 +145,7 @@ def create_app(config: Config) -> Starlette:
         finally:
             for task in tasks:
                 task.cancel()
+            await app.state.pull_through.close()
             app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 
