@@ -32,6 +32,7 @@ class Card:
     operating_systems: tuple[str, ...]
     created_at: float
     last_pushed_at: float | None
+    cache_of: str | None = None  # a pull-through cache's upstream: <upstream host[:port]>/<repository>
 
     @property
     def path(self) -> str:
@@ -134,6 +135,7 @@ def card(core: Core, row: RepositoryRow, display_names: dict[str, str] | None = 
     if row.registry_id not in names:
         names[row.registry_id] = core.meta.get_registry_display_name(row.registry_id) or alias
     data = catalog.view(core, row.catalog)
+    rule = core.pull_through.for_repository(row.registry_id, row.name)
     return Card(
         alias,
         row.name,
@@ -145,6 +147,7 @@ def card(core: Core, row: RepositoryRow, display_names: dict[str, str] | None = 
         data.operating_systems,
         row.created_at,
         row.last_pushed_at,
+        rule.source(row.name) if rule is not None else None,
     )
 
 

@@ -147,6 +147,7 @@ async def search(request: Request) -> Response:
             "architectures": list(c.architectures),
             "operatingSystems": list(c.operating_systems),
             "lastPushedAt": c.last_pushed_at,
+            "cacheOf": c.cache_of,
         }
         for c in page.items
     ]
