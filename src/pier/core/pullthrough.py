@@ -141,13 +141,17 @@ def ensure_repository(core: Core, registry_id: str, name: str) -> RepositoryRow:
     row = core.meta.get_repository(registry_id, name)
     if row is not None:
         return row
+    from pier.core import search_index  # here: it imports core/context.py, which imports this module
+
     try:
-        return core.meta.insert_repository(registry_id, name, core.clock(), CatalogRow(), {}, core.max_repositories)
+        row = core.meta.insert_repository(registry_id, name, core.clock(), CatalogRow(), {}, core.max_repositories)
     except Conflict:  # created by another request meanwhile
         row = core.meta.get_repository(registry_id, name)
         if row is None:
             raise
         return row
+    search_index.index(core, row)  # found by the gallery's search, as any repository
+    return row
 
 
 def check_manifest_digest(data: bytes, reference: str, announced: str | None, host: str) -> str:
