@@ -143,7 +143,8 @@ async def get_blob(creq: CacheRequest) -> Response:
         if live and fetch.live is not None:
             size = await fetch.wait_ready()
             headers = {**_headers(digest), "Content-Length": str(size)}
-            return StreamingResponse(fetch.live.body(fetch), 200, headers, media_type="application/octet-stream")
+            body = await fetch.live.opened(fetch)
+            return StreamingResponse(body, 200, headers, media_type="application/octet-stream")
         await fetch.finished()
     except errors.UpstreamFailed as failed:
         raise _failed(failed, "BLOB_UNKNOWN") from None

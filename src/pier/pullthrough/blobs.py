@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 
 from pier import digests, errors
 from pier.core import pullthrough, uploads
@@ -63,9 +63,21 @@ class Live:
         if not self.detached:
             self._queue.put_nowait(_END if ok else _FAILED)
 
-    async def body(self, fetch: Fetch) -> AsyncIterator[bytes]:
-        """The response body: the fetch's bytes as they come, holding back the last ones until the blob is
-        verified and published; if it is not, the body ends short (the connection is cut)."""
+    async def opened(self, fetch: Fetch) -> AsyncIterator[bytes]:
+        """The response body, its first bytes already there: a fetch that fails before any byte could be
+        sent (a small blob whose bytes were wrong, say) raises here, where the door can still answer with an
+        error, rather than after the 200 has gone out."""
+        body = self._body(fetch)
+        try:
+            first = await anext(body)
+        except BaseException:
+            await body.aclose()  # type: ignore[attr-defined]
+            raise
+        return _chain(first, body)
+
+    async def _body(self, fetch: Fetch) -> AsyncIterator[bytes]:
+        """The fetch's bytes as they come, holding back the last ones until the blob is verified and
+        published; if it is not, the body ends short (the connection is cut)."""
         held = b""
         sent = 0
         try:
@@ -74,11 +86,10 @@ class Live:
                 if item is _END or item is _DETACHED or item is _FAILED:
                     break
                 assert isinstance(item, list)
-                for chunk in item:
-                    if held:
-                        yield held
-                        sent += len(held)
-                    held = chunk
+                if held:
+                    yield held
+                    sent += len(held)
+                held = b"".join(item)  # one send per batch: a send per upstream read costs more than a copy
             await fetch.finished()  # raises if the bytes were wrong, or the fetch failed
             yield held
             sent += len(held)
@@ -144,9 +155,8 @@ class Fetch:
         if self.live is not None:
             self.live.end(ok=True)
 
-    def _size(self, response: httpx.Response, declared: int | None) -> int:
-        length = response.headers.get("content-length")
-        size = int(length) if length is not None and length.isdigit() else None
+    def _size(self, response: aiohttp.ClientResponse, declared: int | None) -> int:
+        size = response.content_length
         if declared is not None and size is not None and size != declared:
             detail = f"says {self.digest} has {size} bytes, but the manifest says {declared}"
             raise Failed(self.rule.upstream_host, Failed.INVALID, detail)
@@ -161,7 +171,9 @@ class Fetch:
             pullthrough.check_room, self.core, self.rule, self.registry_id, self.name, self.digest, size, in_flight
         )
 
-    async def _store(self, upstream: Upstream, response: httpx.Response, repository: RepositoryRow, size: int) -> None:
+    async def _store(
+        self, upstream: Upstream, response: aiohttp.ClientResponse, repository: RepositoryRow, size: int
+    ) -> None:
         algorithm = digests.algorithm_of(self.digest)
         upload_id = await run_sync(uploads.start, self.core, repository, algorithm)
         try:
@@ -177,7 +189,9 @@ class Fetch:
             await asyncio.shield(run_sync(_forget, self.core, repository, upload_id))
             raise
 
-    async def _copy(self, upstream: Upstream, response: httpx.Response, appending: uploads.Append, size: int) -> None:
+    async def _copy(
+        self, upstream: Upstream, response: aiohttp.ClientResponse, appending: uploads.Append, size: int
+    ) -> None:
         loop = asyncio.get_running_loop()
         writing: asyncio.Future[None] | None = None
         received = 0
@@ -258,6 +272,12 @@ def _explained(failure: BaseException, host: str, digest: str) -> BaseException:
 def _forget(core: Core, repository: RepositoryRow, upload_id: str) -> None:
     with contextlib.suppress(Exception):  # a store that fails now: the upload expires in time instead
         uploads.cancel(core, uploads.find(core, repository, upload_id))
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
