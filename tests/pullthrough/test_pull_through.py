@@ -242,23 +242,34 @@ def test_an_upstream_that_lies_is_cut_off_before_the_last_byte_and_nothing_is_ke
     make_server: Callable[..., PierServer], backend: Backend, upstream: tuple[Distribution, Proxy], tmp_path: Path
 ) -> None:
     registry, proxy = upstream
-    image = Image(tmp_path / "app", "v1", random_bytes=3 * MIB)
+    image = Image(tmp_path / "app", "v1", random_bytes=8 * MIB)
     push(image, registry.host, "app")
     server = cache_server(make_server, rule(proxy.url))
     auth = authorized(server)
     assert get(server, "hub/app/manifests/v1", {**auth, **ACCEPT_ALL}).status_code == 200
     big = image.layers[0]
+    url = f"{server.url}/v2/{OWNER.alias}/hub/app/blobs/{big.digest}"
     proxy.mode = CORRUPT  # one byte flipped in the middle of every blob
-    for _ in range(2):  # and again: nothing of the first attempt was kept to be served
-        received = bytearray()
-        with pytest.raises(httpx.HTTPError):  # the connection ends short of the declared length
-            url = f"{server.url}/v2/{OWNER.alias}/hub/app/blobs/{big.digest}"
-            with httpx.stream("GET", url, headers=auth, timeout=60) as response:
-                assert response.status_code == 200
-                assert int(response.headers["Content-Length"]) == len(big.data)
-                for chunk in response.iter_raw():
-                    received += chunk
-        assert 0 < len(received) < len(big.data)
+    proxy.hold(after=len(big.data) * 3 // 4)  # until the client has had bytes: the answer has started
+    received = bytearray()
+    with pytest.raises(httpx.HTTPError), httpx.stream("GET", url, headers=auth, timeout=60) as response:
+        assert response.status_code == 200 and int(response.headers["Content-Length"]) == len(big.data)
+        for chunk in response.iter_raw():
+            received += chunk
+            if len(received) >= MIB:
+                proxy.release()
+    assert MIB <= len(received) < len(big.data)  # the connection ended short of the declared length
+    # Again, all at once: nothing of the first attempt was kept to be served. Whether the answer had
+    # started (then it is cut short) or not (then it is an error), no client gets the wrong bytes whole.
+    proxy.release()
+    received = bytearray()
+    try:
+        with httpx.stream("GET", url, headers=auth, timeout=60) as response:
+            for chunk in response.iter_raw():
+                received += chunk
+        assert response.status_code == 502 and b"sent bytes that are not" in received
+    except httpx.HTTPError:
+        assert len(received) < len(big.data)
     assert big.digest not in backend.blob_digests(server)
     assert backend.upload_leftovers(server) == []
     assert "sent bytes that are not" in server.log()
