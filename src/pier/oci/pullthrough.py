@@ -119,8 +119,9 @@ async def get_blob(creq: CacheRequest) -> Response:
         except errors.BlobNotFound:
             pass
         declared = await run_sync(pullthrough.declared_blob, core, repository, digest)
-        # Stored already (by another cache or repository): a cached manifest here names it, so it is ours too.
-        if declared is not None and await run_sync(pullthrough.link_blob, core, repository, digest):
+        # Stored already (by another cache or repository): a cached manifest here names it, so it is ours too,
+        # if this cache's limits let it in.
+        if declared is not None and await _link(creq, repository, digest, declared.size):
             return await blobs.get_blob(creq.stored(repository))
     if not creq.may_fetch:
         raise _login(creq)
@@ -148,11 +149,26 @@ async def get_blob(creq: CacheRequest) -> Response:
         await fetch.finished()
     except errors.UpstreamFailed as failed:
         raise _failed(failed, "BLOB_UNKNOWN") from None
-    # Stored now (perhaps by a fetch for another repository): usable here, then served as any stored blob.
+    # Stored now (perhaps by a fetch for another repository or rule): usable here once this rule's limits
+    # say so, then served as any stored blob.
     repository = await run_sync(pullthrough.ensure_repository, core, creq.registry_id, creq.repository_name)
-    if not await run_sync(pullthrough.link_blob, core, repository, digest):
+    if not await _link(creq, repository, digest, fetch.size or 0):
         raise errors.BlobNotFound(digest)
     return await blobs.get_blob(creq.stored(repository))
+
+
+async def _link(creq: CacheRequest, repository: RepositoryRow, digest: str, size: int) -> bool:
+    """Let the cache repository use a blob pier stores, within the rule's limits; False if it is not stored."""
+    in_flight = creq.cache.fetches.in_flight(creq.registry_id, creq.rule, but=None)  # on the loop, which owns them
+
+    def link() -> bool:
+        core = creq.core
+        if core.meta.get_repository_blobs(repository.id, [digest]):
+            return True  # linked meanwhile (by the fetch that stored it)
+        pullthrough.check_room(core, creq.rule, creq.registry_id, creq.repository_name, digest, size, in_flight)
+        return pullthrough.link_blob(core, repository, digest)
+
+    return await run_sync(link)
 
 
 def _headers(digest: str) -> dict[str, str]:

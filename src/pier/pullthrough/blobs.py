@@ -240,10 +240,14 @@ class Fetches:
         fetch = Fetch(self, core, rule, registry_id, name, digest, Live() if live else None)
         self._running[digest] = fetch
         fetch.task = asyncio.create_task(fetch.run(upstream, declared), name=f"pier fetch {digest[:19]}")
-        fetch.task.add_done_callback(lambda _: self._running.pop(digest, None))
+        fetch.task.add_done_callback(lambda _: self._forget(fetch))
         return fetch
 
-    def in_flight(self, registry_id: str, rule: Rule, but: Fetch) -> int:
+    def _forget(self, fetch: Fetch) -> None:
+        if self._running.get(fetch.digest) is fetch:
+            del self._running[fetch.digest]
+
+    def in_flight(self, registry_id: str, rule: Rule, but: Fetch | None) -> int:
         """Bytes of the fetches of one rule in progress (besides `but`): they count against its total."""
         return sum(
             f.size or 0
