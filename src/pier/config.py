@@ -6,7 +6,9 @@ command-line flags. Unknown keys in pier.toml are errors, so a typo never silent
 The default account comes from PIER_ACCOUNT_ID, PIER_ALIAS, PIER_ACCESS_KEY_ID and
 PIER_SECRET_ACCESS_KEY. Whatever is left unset is generated on first start and kept in
 ``<data-dir>/default-account.json`` (mode 0600), so the same credentials work after a restart.
-More accounts come from ``[[accounts]]`` tables in pier.toml.
+More accounts come from ``[[accounts]]`` tables in pier.toml. Pull-through cache rules come from
+``[[pull_through]]`` tables (the default account's) and ``[[accounts.pull_through]]`` (another's); their
+credentials are the names of environment variables, which must be set when pier starts.
 """
 
 from __future__ import annotations
