@@ -264,3 +264,110 @@ def test_verified_publishers_come_from_pier_toml_only(tmp_path: Path) -> None:
     assert (
         load(env={"PIER_DOWNLOADS_FLUSH_SECONDS": "2.5"}, flags={"data_dir": tmp_path}).downloads_flush_seconds == 2.5
     )
+
+
+PULL_THROUGH = """
+[[pull_through]]
+prefix = "hub"
+upstream = "https://registry-1.docker.io/"
+upstream_namespace = "library"
+tag_ttl_seconds = 600
+credentials = { username_env = "HUB_USER", password_env = "HUB_TOKEN" }
+allow_anonymous_pull_through = true
+max_layer_size_bytes = 1000000
+max_total_size_bytes = 50000000
+
+[[pull_through]]
+prefix = "quay/mirror"
+upstream = "http://127.0.0.1:5001"
+
+[[accounts]]
+id = "123456789012"
+alias = "partner"
+access_key_id = "AKPARTNER"
+secret_access_key = "0123456789abcdef0"
+
+[[accounts.pull_through]]
+prefix = "ghcr"
+upstream = "https://ghcr.io"
+"""
+
+
+def test_pull_through_rules_for_each_account(tmp_path: Path) -> None:
+    from pier.config import load_resolved, save_resolved
+    from pier.core.pullthrough import Credentials, Rule
+
+    toml = tmp_path / "pier.toml"
+    toml.write_text(PULL_THROUGH)
+    env = {"HUB_USER": "someone", "HUB_TOKEN": "a-secret-token"}
+    config = load(toml, env=env, flags={"data_dir": tmp_path})
+    hub, quay = config.default_account.pull_through
+    assert hub == Rule(
+        prefix="hub",
+        upstream="https://registry-1.docker.io",
+        upstream_namespace="library",
+        tag_ttl_seconds=600,
+        credentials=Credentials("HUB_USER", "HUB_TOKEN"),
+        allow_anonymous_pull_through=True,
+        max_layer_size_bytes=1_000_000,
+        max_total_size_bytes=50_000_000,
+    )
+    assert (quay.tag_ttl_seconds, quay.credentials, quay.allow_anonymous_pull_through) == (300, None, False)
+    assert (quay.max_layer_size_bytes, quay.max_total_size_bytes) == (None, None)
+    assert [r.prefix for r in config.accounts[1].pull_through] == ["ghcr"]
+    assert hub.upstream_repository("hub/nginx") == "library/nginx"
+    assert hub.source("hub/nginx") == "registry-1.docker.io/library/nginx"
+    assert quay.upstream_repository("quay/mirror/org/app") == "org/app"
+    # The workers' copy of the config keeps the rules, and only the names of the credentials' variables.
+    resolved = tmp_path / "resolved.json"
+    save_resolved(config, resolved)
+    assert "a-secret-token" not in resolved.read_text()
+    assert load_resolved(resolved).accounts == config.accounts
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [
+        ('prefix = "hub"\nupstream = "https://x.io"\ncolour = "blue"\n', "unknown key"),
+        ('prefix = "hub"\n', "missing key"),
+        ('prefix = "Hub!"\nupstream = "https://x.io"\n', "prefix"),
+        ('prefix = "hub"\nupstream = "ftp://x.io"\n', "upstream"),
+        ('prefix = "hub"\nupstream = "https://x.io/v2/"\n', "upstream"),
+        ('prefix = "hub"\nupstream = "https://x.io"\ntag_ttl_seconds = "5"\n', "tag_ttl_seconds"),
+        ('prefix = "hub"\nupstream = "https://x.io"\nmax_total_size_bytes = 0\n', "max_total_size_bytes"),
+        ('prefix = "hub"\nupstream = "https://x.io"\ncredentials = { username_env = "U" }\n', "credentials"),
+        (
+            'prefix = "hub"\nupstream = "https://x.io"\ncredentials = { username_env = "U", password_env = "UNSET" }\n',
+            "UNSET named in credentials are unset",
+        ),
+        (
+            'prefix = "hub"\nupstream = "https://x.io"\n[[pull_through]]\nprefix = "hub/x"\nupstream = "https://y"\n',
+            "overlap",
+        ),
+    ],
+    ids=["unknown", "missing", "prefix", "scheme", "path", "ttl-type", "size", "credentials", "unset-env", "overlap"],
+)
+def test_bad_pull_through_rules_are_clear_errors(tmp_path: Path, rule: str, message: str) -> None:
+    toml = tmp_path / "pier.toml"
+    toml.write_text("[[pull_through]]\n" + rule)
+    with pytest.raises(ConfigError, match=message):
+        load(toml, env={"U": "user"}, flags={"data_dir": tmp_path})
+
+
+def test_serve_refuses_to_start_when_a_credentials_variable_is_unset(tmp_path: Path) -> None:
+    toml = tmp_path / "pier.toml"
+    toml.write_text(
+        '[[pull_through]]\nprefix = "hub"\nupstream = "https://registry-1.docker.io"\n'
+        'credentials = { username_env = "PIER_TEST_HUB_USER", password_env = "PIER_TEST_HUB_TOKEN" }\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIER_TEST_HUB")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pier", "serve", "--config", str(toml), "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**env, "PIER_TEST_HUB_USER": "someone"},
+    )
+    assert done.returncode != 0
+    assert "PIER_TEST_HUB_TOKEN named in credentials are unset" in done.stderr

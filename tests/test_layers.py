@@ -31,6 +31,8 @@ FORBIDDEN = {
     "api": ("pier.oci", "pier.gallery"),
     "oci": ("pier.api", "pier.gallery"),
     "gallery": ("pier.api", "pier.oci"),
+    # Pull-through caches talk to upstreams; the /v2/ door answers clients with what they return.
+    "pullthrough": ("starlette", "pier.api", "pier.oci", "pier.gallery"),
 }
 
 

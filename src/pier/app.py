@@ -25,11 +25,13 @@ from pier.config import Config, load_resolved
 from pier.core import gc, image_details, uploads
 from pier.core.context import Core
 from pier.core.downloads import DownloadCounter
+from pier.core.pullthrough import Rules
 from pier.core.tokens import TokenSigner
 from pier.core.users import Directory
 from pier.gallery import routes as gallery
 from pier.identities import accounts_of, declared_users, secret_box
 from pier.oci import routes as oci
+from pier.pullthrough import PullThrough
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
@@ -79,6 +81,7 @@ def build_core(config: Config) -> Core:
         max_uploads=config.max_uploads_per_repository,
         upload_expiry=config.upload_expiry_seconds,
         downloads=DownloadCounter(config.count_downloads),
+        pull_through=Rules.of((a.id, rule) for a in config.accounts for rule in a.pull_through),
     )
 
 
@@ -187,6 +190,7 @@ def create_app(config: Config) -> Starlette:
             config.rate_limit_anonymous, config.rate_limit_authenticated, config.rate_limit_burst
         )
         app.state.audit = AuditLog(config.effective_audit_log)
+        app.state.pull_through = PullThrough(core)
         tasks = [asyncio.create_task(expire_uploads(core)), asyncio.create_task(gather_image_details(core))]
         if config.count_downloads:
             tasks.append(asyncio.create_task(flush_downloads(core, config.downloads_flush_seconds)))
@@ -201,6 +205,7 @@ def create_app(config: Config) -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await write_last_downloads(core)  # SIGTERM: nothing counted is left behind
+            await app.state.pull_through.close()
             app.state.audit.close()
             core.meta.close()  # type: ignore[attr-defined]
 

@@ -6,7 +6,9 @@ command-line flags. Unknown keys in pier.toml are errors, so a typo never silent
 The default account comes from PIER_ACCOUNT_ID, PIER_ALIAS, PIER_ACCESS_KEY_ID and
 PIER_SECRET_ACCESS_KEY. Whatever is left unset is generated on first start and kept in
 ``<data-dir>/default-account.json`` (mode 0600), so the same credentials work after a restart.
-More accounts come from ``[[accounts]]`` tables in pier.toml.
+More accounts come from ``[[accounts]]`` tables in pier.toml. Pull-through cache rules come from
+``[[pull_through]]`` tables (the default account's) and ``[[accounts.pull_through]]`` (another's); their
+credentials are the names of environment variables, which must be set when pier starts.
 
 IAM users may be declared too: ``[[users]]`` (of the default account) and ``[[accounts.users]]`` (inside
 an ``[[accounts]]`` table), each with ``name``, ``access_key_id``, ``secret_access_key_env`` (the name of
@@ -24,13 +26,14 @@ import secrets
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pier.core import limits, policies
 from pier.core import secrets as sealing
+from pier.core.pullthrough import DEFAULT_TAG_TTL_SECONDS, Credentials, Rule
 
 DOWNLOADS_FLUSH_MAX = 10.0  # seconds: the most a download count may lag (documented)
 
@@ -50,6 +53,9 @@ class AccountConfig:
     # The gallery marks a verified publisher with a badge (as ECR Public marks verified accounts). Only the
     # operator sets it, here; nothing in the API can.
     verified: bool = False
+    # Pull-through cache rules of this account's registry: [[pull_through]] for the default account,
+    # [[accounts.pull_through]] inside an [[accounts]] table for another.
+    pull_through: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         if not limits.ACCOUNT_ID.fullmatch(self.id):
@@ -240,6 +246,8 @@ _DEFAULT_ACCOUNT_ENV = {
 }
 _ACCOUNT_KEYS = {f.name for f in fields(AccountConfig)}
 _USER_KEYS = {"name", "access_key_id", "secret_access_key_env", "policy", "policy_file"}
+_RULE_KEYS = {f.name for f in fields(Rule)}
+_CREDENTIAL_KEYS = {f.name for f in fields(Credentials)}
 
 
 def load(
@@ -255,8 +263,9 @@ def load(
     values: dict[str, Any] = {}
     extra_accounts: list[dict[str, Any]] = []
     user_tables: list[dict[str, Any]] = []
+    rules: list[Any] = []
     if config_file is not None:
-        values, extra_accounts, user_tables = _read_toml(config_file)
+        values, extra_accounts, user_tables, rules = _read_toml(config_file)
     for key, kind in _SCALARS.items():
         if (raw := env.get(_ENV_PREFIX + key.upper())) is not None:
             values[key] = _convert(key, raw, kind)
@@ -267,7 +276,8 @@ def load(
     _check(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     default = replace(_default_account(config.data_dir, env), verified=config.verified)
-    accounts = (default, *(_account(table) for table in extra_accounts))
+    default = replace(default, pull_through=_rules(rules, "[[pull_through]]", env))
+    accounts = (default, *(_account(table, env) for table in extra_accounts))
     _check_unique(accounts)
     base = config_file.parent if config_file is not None else Path.cwd()
     users = [_user(default.id, table, env, base) for table in user_tables]
@@ -283,14 +293,17 @@ def save_resolved(config: Config, path: Path) -> None:
     seals would seal nothing)."""
     values = {f.name: getattr(config, f.name) for f in fields(Config) if f.name != "secrets_key"}
     values["data_dir"] = str(config.data_dir)
-    values["accounts"] = [{f.name: getattr(a, f.name) for f in fields(AccountConfig)} for a in config.accounts]
+    values["accounts"] = [asdict(a) for a in config.accounts]
     values["users"] = [{f.name: getattr(u, f.name) for f in fields(UserConfig)} for u in config.users]
     _write_private(path, json.dumps(values))
 
 
 def load_resolved(path: Path, env: Mapping[str, str] | None = None) -> Config:
     values = json.loads(path.read_text())
-    accounts = tuple(AccountConfig(**a) for a in values.pop("accounts"))
+    accounts = tuple(
+        AccountConfig(**{**a, "pull_through": tuple(_resolved_rule(r) for r in a["pull_through"])})
+        for a in values.pop("accounts")
+    )
     users = tuple(UserConfig(**u) for u in values.pop("users"))
     secrets_key = (os.environ if env is None else env).get(_ENV_PREFIX + "SECRETS_KEY", "")
     return replace(
@@ -300,7 +313,12 @@ def load_resolved(path: Path, env: Mapping[str, str] | None = None) -> Config:
     )
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def _resolved_rule(values: dict[str, Any]) -> Rule:
+    credentials = values.get("credentials")
+    return Rule(**{**values, "credentials": Credentials(**credentials) if credentials else None})
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -311,10 +329,11 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[d
     users = data.pop("users", [])
     if not _tables(users) or not all(_tables(a.get("users", [])) for a in accounts):
         raise ConfigError(f"{path}: 'users' must be [[users]] (or [[accounts.users]]) tables")
+    rules = data.pop("pull_through", [])
     unknown = set(data) - set(_SCALARS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts, users
+    return {k: _convert(k, v, _SCALARS[k]) for k, v in data.items()}, accounts, users, rules
 
 
 def _tables(value: Any) -> bool:
@@ -387,7 +406,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"public_url {config.public_url!r} must be http(s)://host[:port]")
 
 
-def _account(table: Mapping[str, Any]) -> AccountConfig:
+def _account(table: Mapping[str, Any], env: Mapping[str, str]) -> AccountConfig:
     table = {k: v for k, v in table.items() if k != "users"}
     unknown = set(table) - _ACCOUNT_KEYS
     missing = {"id", "alias", "access_key_id", "secret_access_key"} - set(table)
@@ -395,10 +414,74 @@ def _account(table: Mapping[str, Any]) -> AccountConfig:
     problems += [f"missing key(s) {sorted(missing)}"] if missing else []
     if problems:
         raise ConfigError(f"[[accounts]] {table.get('id', '?')}: " + "; ".join(problems))
-    values: dict[str, Any] = {k: str(v) for k, v in table.items() if k != "verified"}
+    values: dict[str, Any] = {k: str(v) for k, v in table.items() if k not in ("verified", "pull_through")}
     if "verified" in table:
         values["verified"] = _convert(f"[[accounts]] {table['id']}: verified", table["verified"], bool)
-    return AccountConfig(**values)
+    rules = _rules(table.get("pull_through", []), f"[[accounts.pull_through]] of account {values['id']}", env)
+    return AccountConfig(**values, pull_through=rules)
+
+
+def _rules(tables: Any, where: str, env: Mapping[str, str]) -> tuple[Rule, ...]:
+    """One account's pull-through cache rules, checked: prefixes that do not overlap, upstream URLs, and
+    credentials whose environment variables are set (their values are read where they are used)."""
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{where} must be tables")
+    rules = tuple(_rule(table, where, env) for table in tables)
+    for rule in rules:
+        for other in rules:
+            if other is not rule and (other.prefix == rule.prefix or other.prefix.startswith(rule.prefix + "/")):
+                raise ConfigError(f"{where}: the prefixes {rule.prefix!r} and {other.prefix!r} overlap")
+    return rules
+
+
+def _rule(table: Mapping[str, Any], where: str, env: Mapping[str, str]) -> Rule:
+    where = f"{where} {table.get('prefix', '?')!r}"
+    unknown = set(table) - _RULE_KEYS
+    missing = {"prefix", "upstream"} - set(table)
+    if unknown or missing:
+        problems = [f"unknown key(s) {sorted(unknown)}"] if unknown else []
+        problems += [f"missing key(s) {sorted(missing)}"] if missing else []
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+
+    def typed(key: str, kind: type, default: Any = None) -> Any:
+        value = table.get(key, default)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ConfigError(f"{where}: {key} must be a {kind.__name__}, not {value!r}")
+        return value
+
+    prefix, upstream = typed("prefix", str), typed("upstream", str).rstrip("/")
+    if not limits.is_repository_name(prefix):
+        raise ConfigError(f"{where}: prefix must be a repository name (lowercase letters, digits, . _ - and /)")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        raise ConfigError(f"{where}: upstream {upstream!r} must be http(s)://host[:port]")
+    namespace = typed("upstream_namespace", str)
+    if namespace is not None and not limits.REPOSITORY_NAME.fullmatch(namespace):
+        raise ConfigError(f"{where}: upstream_namespace {namespace!r} must be a repository name")
+    ttl = typed("tag_ttl_seconds", int, DEFAULT_TAG_TTL_SECONDS)
+    if ttl < 0:
+        raise ConfigError(f"{where}: tag_ttl_seconds must not be negative")
+    sizes = {key: typed(key, int) for key in ("max_layer_size_bytes", "max_total_size_bytes")}
+    for key, value in sizes.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1 (leave it out for no limit)")
+    credentials = typed("credentials", dict)
+    if credentials is not None:
+        if set(credentials) != _CREDENTIAL_KEYS or not all(isinstance(v, str) and v for v in credentials.values()):
+            raise ConfigError(f'{where}: credentials must be {{ username_env = "VAR", password_env = "VAR" }}')
+        unset = [name for name in credentials.values() if not env.get(name)]
+        if unset:
+            raise ConfigError(f"{where}: the environment variable(s) {', '.join(unset)} named in credentials are unset")
+        credentials = Credentials(**credentials)
+    return Rule(
+        prefix=prefix,
+        upstream=upstream,
+        upstream_namespace=namespace,
+        tag_ttl_seconds=ttl,
+        credentials=credentials,
+        allow_anonymous_pull_through=typed("allow_anonymous_pull_through", bool, False),
+        **sizes,
+    )
 
 
 def _check_unique(accounts: tuple[AccountConfig, ...]) -> None:

@@ -13,6 +13,7 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     │   └── ManifestInvalid         not JSON, not a known schema, or inconsistent
     ├── AuthenticationRequired      anonymous, and the action needs an account
     ├── AccessDenied                a principal without the right to this action here (IAM's words)
+    │   └── ReadOnlyCache           a push into a pull-through cache, whose content only its upstream sets
     ├── NotFound
     │   ├── AccountNotFound         no account with that id (user management)
     │   ├── UserNotFound
@@ -39,10 +40,13 @@ AWS JSON API). The message (``str(error)``) is safe to show a client: no secrets
     ├── EmptyUpload
     ├── LimitExceeded
     │   ├── TooManyTags
-    │   └── TooManyUploads          uploads in progress in one repository
+    │   ├── TooManyUploads          uploads in progress in one repository
+    │   ├── LayerTooLarge           a pull-through cache's max_layer_size_bytes
+    │   └── CacheFull               a pull-through cache's max_total_size_bytes
     ├── Unsupported                 an operation a later release of pier will serve
     ├── StorageFull                 the disk (or database) has no room for what was sent
-    └── Unavailable                 a store pier depends on does not answer; worth retrying later
+    ├── Unavailable                 a store pier depends on does not answer; worth retrying later
+    └── UpstreamFailed              a pull-through cache's upstream could not give what was asked
 """
 
 from __future__ import annotations
@@ -112,6 +116,17 @@ class AccessDenied(PierError):
         self.principal_arn = principal_arn
         self.action = action
         self.resource = resource
+
+
+class ReadOnlyCache(AccessDenied):
+    def __init__(self, repository: str, source: str) -> None:
+        PierError.__init__(
+            self,
+            f"{repository} is a read-only pull-through cache of {source}: push to the upstream, and pull through pier",
+        )
+        self.principal_arn = ""
+        self.action = "push"
+        self.resource = repository
 
 
 class NotFound(PierError):
@@ -275,6 +290,26 @@ class TooManyUploads(LimitExceeded):
     pass
 
 
+class LayerTooLarge(LimitExceeded):
+    def __init__(self, prefix: str, source: str, digest: str, size: int, limit: int) -> None:
+        PierError.__init__(
+            self,
+            f"The blob {digest} of {source} is {size} bytes, larger than the {limit} bytes the pull-through "
+            f"cache {prefix} takes (max_layer_size_bytes); it is not fetched",
+        )
+        self.what, self.limit = "bytes in one layer of a pull-through cache", limit
+
+
+class CacheFull(LimitExceeded):
+    def __init__(self, prefix: str, digest: str, size: int, used: int, limit: int) -> None:
+        PierError.__init__(
+            self,
+            f"The pull-through cache {prefix} holds {used} of its {limit} bytes (max_total_size_bytes): the "
+            f"blob {digest} ({size} bytes) does not fit; delete cached images (BatchDeleteImage) to make room",
+        )
+        self.what, self.limit = "bytes in a pull-through cache", limit
+
+
 class Unsupported(PierError):
     def __init__(self, operation: str) -> None:
         super().__init__(f"The operation {operation} is not supported by this pier server yet")
@@ -298,3 +333,24 @@ class Unavailable(PierError):
         super().__init__(f"the {dependency} is unavailable ({detail}); try again shortly")
         self.dependency = dependency
         self.detail = detail
+
+
+class UpstreamFailed(PierError):
+    """The upstream of a pull-through cache did not give what was asked, and pier has nothing cached to
+    answer with instead. `kind` says how (the door chooses its status from it); the message names the
+    upstream's host, and never carries credentials."""
+
+    UNREACHABLE = "unreachable"  # no connection, or it broke
+    TIMEOUT = "timeout"  # it did not answer in time
+    BUSY = "busy"  # 429 or 503: worth retrying later
+    FAILED = "failed"  # another 5xx
+    DENIED = "denied"  # 401/403 with pier's credentials (or none)
+    NOT_FOUND = "not found"  # 404: no such repository, tag or blob upstream
+    INVALID = "invalid"  # bytes that are not what was asked (a wrong digest, a short body, not a manifest)
+
+    def __init__(self, host: str, kind: str, detail: str, retry_after: int | None = None) -> None:
+        super().__init__(f"The upstream registry {host} {detail}")
+        self.host = host
+        self.kind = kind
+        self.detail = detail
+        self.retry_after = retry_after

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 
 from pier import errors
-from pier.core import limits, policies
+from pier.core import limits, policies, pullthrough
 from pier.core.accounts import registry_arn, repository_arn
 from pier.core.context import Core
 from pier.core.principals import Caller
@@ -140,6 +140,8 @@ def find_repository(
         if registry_must_exist:
             raise
         raise errors.RepositoryNotFound(registry_id or caller.account_id, name) from None
+    if target == caller.account_id:  # another account's caches are refused as its repositories are (not found)
+        pullthrough.refuse_writes(core, target, name, action)
     row = core.meta.get_repository(target, name)
     if row is None:
         raise errors.RepositoryNotFound(target, name)
@@ -148,6 +150,7 @@ def find_repository(
         if _hidden(caller, row, refusal):
             raise errors.RepositoryNotFound(target, name)
         raise denied(caller, action, repository_arn(row.registry_id, row.name), refusal)
+    pullthrough.refuse_writes(core, target, name, action)
     return row
 
 
@@ -175,6 +178,7 @@ def repository_by_path(core: Core, caller: Caller | None, path: str, action: str
     account = core.accounts.by_alias(alias)
     if account is None:
         raise errors.RepositoryNotFound(alias, name)
+    pullthrough.refuse_writes(core, account.id, name, action)
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pier.core import limits
 from pier.core.accounts import Accounts
 from pier.core.downloads import DownloadCounter
+from pier.core.pullthrough import Rules
 from pier.core.tokens import TokenSigner
 from pier.core.users import Directory
 from pier.storage.blobs import BlobStore
@@ -77,4 +78,5 @@ class Core:
     upload_expiry: float = limits.UPLOAD_EXPIRY_SECONDS
     locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     downloads: DownloadCounter = field(default_factory=lambda: DownloadCounter())
+    pull_through: Rules = field(default_factory=Rules)  # pull-through cache rules, by account
     clock: Callable[[], float] = field(default=time.time)

@@ -41,6 +41,7 @@ class Card:
     downloads: int = 0
     verified: bool = False  # the publisher is verified (pier.toml)
     signed: bool = False  # the most recently pushed tagged image has a signature
+    cache_of: str | None = None  # a pull-through cache's upstream: <upstream host[:port]>/<repository>
 
     @property
     def path(self) -> str:
@@ -211,6 +212,7 @@ def card(core: Core, row: RepositoryRow, display_names: dict[str, str] | None = 
     if row.registry_id not in names:
         names[row.registry_id] = core.meta.get_registry_display_name(row.registry_id) or alias
     data = catalog.view(core, row.catalog)
+    rule = core.pull_through.for_repository(row.registry_id, row.name)
     return Card(
         alias,
         row.name,
@@ -224,6 +226,7 @@ def card(core: Core, row: RepositoryRow, display_names: dict[str, str] | None = 
         row.last_pushed_at,
         row.downloads,
         bool(account and account.verified),
+        cache_of=rule.source(row.name) if rule is not None else None,
     )
 
 

@@ -26,6 +26,7 @@ def card(c: gallery.Card) -> dict[str, Any]:
         "downloads": c.downloads,
         "verified": c.verified,
         "signed": c.signed,
+        "cacheOf": c.cache_of,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from pier import errors
@@ -12,16 +13,16 @@ from pier.web.streams import read_limited
 from pier.web.threads import run_sync
 
 
-def accepted_types(ctx: OciRequest) -> set[str] | None:
+def accepted_types(request: Request) -> set[str] | None:
     """The media types the client accepts; None for anything. Several Accept lines are merged (skopeo)."""
-    values = ",".join(ctx.request.headers.getlist("accept"))
+    values = ",".join(request.headers.getlist("accept"))
     types = {part.split(";")[0].strip() for part in values.split(",") if part.strip()}
     return None if not types or "*/*" in types else types
 
 
 async def get_manifest(ctx: OciRequest) -> Response:
     reference = ctx.request.path_params["reference"]
-    image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx))
+    image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx.request))
     manifest = image.manifest or b""
     headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
     if ctx.request.method == "HEAD":

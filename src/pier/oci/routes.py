@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from pier import errors
 from pier.core.access import PULL, is_repository_path, repository_by_path
 from pier.core.context import Core
-from pier.oci import auth, blobs, manifests, referrers, tags, uploads
+from pier.oci import auth, blobs, manifests, pullthrough, referrers, tags, uploads
 from pier.oci.context import OciRequest
 from pier.oci.errors import API_VERSION_HEADER, OciError, for_failure, respond, to_oci
 from pier.web.bodies import BodyError, close_unless_read, discard_rest, has_body
@@ -24,6 +24,7 @@ from pier.web.exchange import exchange
 from pier.web.threads import run_sync
 
 Handler = Callable[[OciRequest], Awaitable[Response]]
+CacheHandler = Callable[[pullthrough.CacheRequest], Awaitable[Response]]
 # Body bytes read and dropped before an error answer, at most, so the client reads it: for a request that
 # holds an upload-body slot (bounded in number), and for any other.
 DISCARD_BEFORE_ERROR = 64 * 1024 * 1024
@@ -31,11 +32,16 @@ DISCARD_WITHOUT_SLOT = 1024 * 1024
 
 
 def guarded(
-    handler: Handler, action: str | None, limited: bool = False, upload_body: bool = False
+    handler: Handler,
+    action: str | None,
+    limited: bool = False,
+    upload_body: bool = False,
+    cached: CacheHandler | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint for a route: identify the caller, apply the rate limit (if `limited`), check `action`
     on the named repository, hold a slot for an upload body (if `upload_body` and the request has one), run
-    the handler, map errors, and audit anything that is not a read."""
+    the handler (`cached` instead, for a name in a pull-through cache), map errors, and audit anything that
+    is not a read."""
 
     async def endpoint(request: Request) -> Response:
         with contextlib.ExitStack() as slot:  # an upload body's slot is held until its answer is ready
@@ -57,12 +63,18 @@ def guarded(
                 exchange(request.scope).account = caller.account_id
             if limited:
                 check_rate(request, address, caller is not None)
-            repository = await run_sync(repository_by_path, core, caller, name, action)
-            ctx = OciRequest(request, core, caller, repository, name)
-            if upload_body and has_body(request.scope):
-                slot.enter_context(request.app.state.body_slots.hold(caller.account_id if caller else None, address))
-                holding = True
-            response = await handler(ctx)
+            if cached is not None and (rule := pullthrough.rule_for(core, name)) is not None:
+                cache = request.app.state.pull_through
+                response = await cached(pullthrough.CacheRequest(request, core, caller, name, *rule, cache))
+            else:
+                repository = await run_sync(repository_by_path, core, caller, name, action)
+                ctx = OciRequest(request, core, caller, repository, name)
+                if upload_body and has_body(request.scope):
+                    slot.enter_context(
+                        request.app.state.body_slots.hold(caller.account_id if caller else None, address)
+                    )
+                    holding = True
+                response = await handler(ctx)
             response.headers.update(API_VERSION_HEADER)
         except errors.AuthenticationRequired:
             # The scope echoes the name, so only a valid one (a header must not carry what a client sent).
@@ -173,7 +185,7 @@ ROUTES: list[BaseRoute] = [
     Route("/v2/", unguarded(base), methods=["GET", "HEAD"], name="ping"),
     Route(
         f"{NAME}/manifests/{{reference}}",
-        guarded(manifests.get_manifest, PULL, limited=True),
+        guarded(manifests.get_manifest, PULL, limited=True, cached=pullthrough.get_manifest),
         methods=["GET", "HEAD"],
         name="get_manifest",
     ),
@@ -219,7 +231,12 @@ ROUTES: list[BaseRoute] = [
         methods=["DELETE"],
         name="cancel_upload",
     ),
-    Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.get_blob, PULL), methods=["GET", "HEAD"], name="get_blob"),
+    Route(
+        f"{NAME}/blobs/{{digest}}",
+        guarded(blobs.get_blob, PULL, cached=pullthrough.get_blob),
+        methods=["GET", "HEAD"],
+        name="get_blob",
+    ),
     Route(f"{NAME}/blobs/{{digest}}", guarded(blobs.delete_blob, DELETE), methods=["DELETE"], name="delete_blob"),
     Route(f"{NAME}/tags/list", guarded(tags.list_tags, PULL, limited=True), methods=["GET"], name="list_tags"),
     Route(

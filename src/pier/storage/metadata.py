@@ -167,6 +167,23 @@ class BlobUse:
     tags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CachedTag:
+    """A pull-through cache's tag: the digest the upstream last said it names, and when."""
+
+    digest: str
+    checked_at: float
+
+
+@dataclass(frozen=True)
+class CachedBlob:
+    """A blob a cached manifest names (stored or not yet): what the manifest declares of it."""
+
+    digest: str
+    size: int
+    media_type: str
+
+
 class MetadataStore(Protocol):
     # Health
 
@@ -429,3 +446,27 @@ class MetadataStore(Protocol):
     ) -> bool:
         """In one transaction: record (or touch) the blob, call publish() to put its bytes in place, add it
         to the repository, forget the upload. False if the repository already had the blob."""
+
+    # Pull-through caches
+
+    def put_cached_image(
+        self, repository_id: int, image: NewImage, blobs: Sequence[CachedBlob], tag: str | None, now: float, limit: int
+    ) -> ImageRow:
+        """Store a manifest fetched from a cache's upstream before its blobs are (they come when asked for):
+        the image if new (LimitExceeded past `limit` images), what it names in `blobs`, the blobs of those
+        that pier already stores linked into the repository and the image, and `tag` pointed at it and
+        confirmed now. The image, with its manifest."""
+
+    def cached_tag(self, repository_id: int, tag: str) -> CachedTag | None: ...
+
+    def confirm_cached_tag(self, repository_id: int, tag: str, digest: str, now: float) -> None: ...
+
+    def cached_blob(self, repository_id: int, digest: str) -> CachedBlob | None:
+        """The blob as a cached image of the repository declares it."""
+
+    def link_cached_blob(self, repository_id: int, digest: str, now: float) -> bool:
+        """Let the repository, and its cached images that name it, use a stored blob, touching it; False,
+        changing nothing, if the blob has no row."""
+
+    def cached_total_size(self, registry_id: str, prefix: str) -> int:
+        """Bytes of the distinct blobs the images of the registry's repositories under `prefix`/ use."""

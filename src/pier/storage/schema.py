@@ -259,3 +259,25 @@ uploads = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Pull-through caches (core/pullthrough.py). When the upstream last confirmed each cached tag: a tag is
+# trusted for the rule's tag_ttl_seconds after that, then asked about again.
+pull_through_tags = Table(
+    "pull_through_tags",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(300), primary_key=True),
+    Column("digest", String(DIGEST), nullable=False),
+    Column("checked_at", Float, nullable=False),
+)
+
+# Every blob a cached image's manifest names, stored yet or not (image_blobs lists those stored): blobs
+# are fetched when a client asks for them, and then linked to the images that name them.
+pull_through_blobs = Table(
+    "pull_through_blobs",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(DIGEST), primary_key=True, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(255), nullable=False),
+)

@@ -87,12 +87,15 @@ class FailureLog:
             self._lines += 1
             suppressed, self._suppressed = self._suppressed, 0
             cause = _cause(error)
-            with_traceback = now - self._tracebacks.get(cause, -TRACEBACK_EVERY) >= TRACEBACK_EVERY
+            meaning = translate(error)
+            # An upstream registry's failure is a fact about it, not a fault in pier: no traceback.
+            with_traceback = not isinstance(meaning, errors.UpstreamFailed) and (
+                now - self._tracebacks.get(cause, -TRACEBACK_EVERY) >= TRACEBACK_EVERY
+            )
             if with_traceback:
                 self._tracebacks[cause] = now
                 if len(self._tracebacks) > 1000:
                     self._tracebacks.clear()
-        meaning = translate(error)
         kind = type(meaning).__name__ if meaning is not None else "internal error"
         detail = _first_line(error)
         more = f" ({suppressed} similar failure(s) not logged)" if suppressed else ""
@@ -100,6 +103,8 @@ class FailureLog:
         level = logging.ERROR if meaning is None else logging.WARNING
         if with_traceback:
             self._log.log(level, "%s", line, exc_info=error)
+        elif isinstance(meaning, errors.UpstreamFailed):
+            self._log.log(level, "%s", line)
         else:
             self._log.log(level, "%s [traceback logged earlier]", line)
 

@@ -7,7 +7,8 @@ finishing them; GC safety lies in how blobs.py and uploads.py meet, read them to
 search index and the gallery's listings), image_details.py (what the gallery shows of an image, gathered
 at push time), downloads.py (download counts, added in batches), keys.py (signing keys), users.py (IAM
 users, their access keys and the counter of changes to them) and snapshot.py (a consistent copy, for
-backups). engine.py has the plumbing they share.
+backups), pullthrough.py (pull-through caches: images stored before their blobs, tags with the time the
+upstream confirmed them). engine.py has the plumbing they share.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pier.storage.sql.gallery import GalleryRows
 from pier.storage.sql.image_details import ImageDetailRows
 from pier.storage.sql.images import ImageRows
 from pier.storage.sql.keys import SigningKeyRows
+from pier.storage.sql.pullthrough import PullThroughRows
 from pier.storage.sql.repositories import RepositoryRows
 from pier.storage.sql.snapshot import Snapshots
 from pier.storage.sql.uploads import UploadRows
@@ -28,6 +30,7 @@ __all__ = ["SqlMetadataStore", "open_engine"]
 
 class SqlMetadataStore(
     RepositoryRows,
+    PullThroughRows,
     ImageRows,
     ImageDetailRows,
     UploadRows,

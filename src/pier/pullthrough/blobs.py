@@ -1,0 +1,298 @@
+"""Blobs fetched from an upstream: one fetch per blob in a process, streamed to the first client while it is
+stored, through the same upload path a push takes.
+
+A fetch (a Fetch) runs as a task of its own, not in any client's request, so a client that goes away or
+reads slowly never stops it. It reads the upstream's body on the event loop and writes it to an upload of
+the cache repository on the upload pool, batch by batch, as web/streams.py does for request bodies (no
+thread ever waits for the upstream). The upload is verified against the digest and published exactly as
+a pushed blob is (uploads.Append.acknowledge_and_finish): durable, GC-safe, and never published if the
+bytes are wrong, in which case the upload is removed and nothing is kept.
+
+The client whose request started the fetch gets the bytes as they arrive (a Live channel), except the last
+ones: those are sent only once the blob has been verified and published, so a client never receives a
+complete answer whose bytes do not match the digest (the connection ends short instead). A client that
+falls more than LIVE_BEHIND batches behind is detached from the fetch and, once the blob is published,
+reads the rest from the store. Clients that ask for a blob being fetched wait for the fetch to end, then
+are served from the store as any stored blob is.
+
+Across processes (--workers, several pier servers on one database) there is no coordination: two processes
+may fetch one blob at once; each verifies its own upload and publishing the same bytes twice is harmless
+(the blob's row is inserted or touched, the file or object replaced by identical bytes). Never a half or
+corrupt blob, at worst one fetch per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from pier import digests, errors
+from pier.core import pullthrough, uploads
+from pier.core.context import Core
+from pier.core.pullthrough import Rule
+from pier.pullthrough.upstream import Failed, Upstream
+from pier.storage.metadata import RepositoryRow
+from pier.web.threads import run_sync, run_upload, upload_pool
+
+BATCH = 1024 * 1024  # bytes handed to one write on the upload pool (as web/streams.py)
+LIVE_BEHIND = 16  # batches the first client may fall behind before it is served from the store instead
+
+_END, _DETACHED, _FAILED = object(), object(), object()
+
+
+class Live:
+    """The bytes of a fetch, as they arrive, for the client whose request started it."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self.detached = False
+
+    def offer(self, batch: list[bytes]) -> None:
+        if self.detached:
+            return
+        if self._queue.qsize() >= LIVE_BEHIND:  # the client reads slower than the upstream sends
+            self.detached = True
+            self._queue.put_nowait(_DETACHED)
+            return
+        self._queue.put_nowait(batch)
+
+    def end(self, ok: bool) -> None:
+        if not self.detached:
+            self._queue.put_nowait(_END if ok else _FAILED)
+
+    async def opened(self, fetch: Fetch) -> AsyncIterator[bytes]:
+        """The response body, its first bytes already there: a fetch that fails before any byte could be
+        sent (a small blob whose bytes were wrong, say) raises here, where the door can still answer with an
+        error, rather than after the 200 has gone out."""
+        body = self._body(fetch)
+        try:
+            first = await anext(body)
+        except BaseException:
+            await body.aclose()  # type: ignore[attr-defined]
+            raise
+        return _chain(first, body)
+
+    async def _body(self, fetch: Fetch) -> AsyncIterator[bytes]:
+        """The fetch's bytes as they come, holding back the last ones until the blob is verified and
+        published; if it is not, the body ends short (the connection is cut)."""
+        held = b""
+        sent = 0
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _END or item is _DETACHED or item is _FAILED:
+                    break
+                assert isinstance(item, list)
+                if held:
+                    yield held
+                    sent += len(held)
+                held = b"".join(item)  # one send per batch: a send per upstream read costs more than a copy
+            await fetch.finished()  # raises if the bytes were wrong, or the fetch failed
+            yield held
+            sent += len(held)
+            if item is _END:
+                return
+            # Detached: the rest from the store, where the blob is now published (and verified).
+            chunks = fetch.core.blobs.read(fetch.digest, sent)
+            while chunk := await run_sync(next, chunks, b""):
+                yield chunk
+        finally:
+            self.detached = True  # a client gone: the fetch goes on without it
+
+
+class Fetch:
+    """One blob being fetched into the store; `ready` once the upstream has answered (the blob's size),
+    `done` once it is published (or failed)."""
+
+    def __init__(
+        self, fetches: Fetches, core: Core, rule: Rule, registry_id: str, name: str, digest: str, live: Live | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.core, self.rule, self.registry_id, self.name, self.digest = core, rule, registry_id, name, digest
+        self.live = live
+        self._fetches = fetches
+        self.size: int | None = None
+        self.ready: asyncio.Future[int] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        for future in (self.ready, self.done):  # a failure nobody awaited is not worth a warning
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait_ready(self) -> int:
+        """The blob's size once the upstream has answered (raising what failed), without cancelling the fetch."""
+        return await asyncio.shield(self.ready)
+
+    async def finished(self) -> None:
+        """Wait for the blob to be published (raising what failed), without cancelling the fetch."""
+        await asyncio.shield(self.done)
+
+    async def run(self, upstream: Upstream, declared: int | None) -> None:
+        try:
+            repository = await run_sync(pullthrough.ensure_repository, self.core, self.registry_id, self.name)
+            if declared is not None:  # refused from the manifest's word, before anything is fetched
+                await self._check_room(declared)
+            async with upstream.blob(self.rule.upstream_repository(self.name), self.digest) as response:
+                size = self._size(response, declared)
+                if declared is None:
+                    await self._check_room(size)
+                self.size = size
+                self.ready.set_result(size)
+                await self._store(upstream, response, repository, size)
+            await run_sync(pullthrough.link_blob, self.core, repository, self.digest)
+        except BaseException as failure:
+            for future in (self.ready, self.done):
+                if not future.done():
+                    future.set_exception(_explained(failure, upstream.host, self.digest))
+            if self.live is not None:
+                self.live.end(ok=False)
+            if isinstance(failure, asyncio.CancelledError):
+                raise
+            return
+        self.done.set_result(None)
+        if self.live is not None:
+            self.live.end(ok=True)
+
+    def _size(self, response: aiohttp.ClientResponse, declared: int | None) -> int:
+        size = response.content_length
+        if declared is not None and size is not None and size != declared:
+            detail = f"says {self.digest} has {size} bytes, but the manifest says {declared}"
+            raise Failed(self.rule.upstream_host, Failed.INVALID, detail)
+        if size is None and declared is None:
+            detail = f"sent {self.digest} without a Content-Length, and no cached manifest names it"
+            raise Failed(self.rule.upstream_host, Failed.INVALID, detail)
+        return declared if declared is not None else size  # type: ignore[return-value]
+
+    async def _check_room(self, size: int) -> None:
+        in_flight = self._fetches.in_flight(self.registry_id, self.rule, but=self)
+        await run_sync(
+            pullthrough.check_room, self.core, self.rule, self.registry_id, self.name, self.digest, size, in_flight
+        )
+
+    async def _store(
+        self, upstream: Upstream, response: aiohttp.ClientResponse, repository: RepositoryRow, size: int
+    ) -> None:
+        algorithm = digests.algorithm_of(self.digest)
+        upload_id = await run_sync(uploads.start, self.core, repository, algorithm)
+        try:
+            appending = await run_upload(uploads.Append, self.core, repository, upload_id, 0, None, self.digest)
+            try:
+                await self._copy(upstream, response, appending, size)
+                await run_upload(appending.acknowledge_and_finish, self.digest)
+            except BaseException:
+                await asyncio.shield(run_upload(appending.abort))
+                raise
+        except BaseException:
+            # Nothing of a failed fetch is kept: not its bytes, not its upload.
+            await asyncio.shield(run_sync(_forget, self.core, repository, upload_id))
+            raise
+
+    async def _copy(
+        self, upstream: Upstream, response: aiohttp.ClientResponse, appending: uploads.Append, size: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[None] | None = None
+        received = 0
+        try:
+            async for batch in _batches(upstream.chunks(response)):
+                received += sum(len(chunk) for chunk in batch)
+                if received > size:
+                    detail = f"sent more than the {size} bytes of {self.digest}"
+                    raise Failed(upstream.host, Failed.INVALID, detail)
+                if writing is not None:
+                    await writing
+                writing = loop.run_in_executor(upload_pool(), appending.write, batch)
+                if self.live is not None:
+                    self.live.offer(batch)
+            if writing is not None:
+                await writing
+        except BaseException:
+            if writing is not None and not writing.done():
+                await asyncio.wait([writing])  # the upload is undone next: let the write in flight end first
+            raise
+        if received != size:
+            detail = f"ended {self.digest} after {received} of its {size} bytes"
+            raise Failed(upstream.host, Failed.INVALID, detail)
+
+
+class Fetches:
+    """The blob fetches in progress in this process, one per digest."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, Fetch] = {}
+
+    def get(self, digest: str) -> Fetch | None:
+        return self._running.get(digest)
+
+    def start(
+        self,
+        core: Core,
+        upstream: Upstream,
+        rule: Rule,
+        registry_id: str,
+        name: str,
+        digest: str,
+        declared: int | None,
+        live: bool,
+    ) -> Fetch:
+        fetch = Fetch(self, core, rule, registry_id, name, digest, Live() if live else None)
+        self._running[digest] = fetch
+        fetch.task = asyncio.create_task(fetch.run(upstream, declared), name=f"pier fetch {digest[:19]}")
+        fetch.task.add_done_callback(lambda _: self._forget(fetch))
+        return fetch
+
+    def _forget(self, fetch: Fetch) -> None:
+        if self._running.get(fetch.digest) is fetch:
+            del self._running[fetch.digest]
+
+    def in_flight(self, registry_id: str, rule: Rule, but: Fetch | None) -> int:
+        """Bytes of the fetches of one rule in progress (besides `but`): they count against its total."""
+        return sum(
+            f.size or 0
+            for f in self._running.values()
+            if f is not but and f.registry_id == registry_id and f.rule is rule and not f.done.done()
+        )
+
+    async def close(self) -> None:
+        """Stop every fetch (at shutdown); their uploads are removed."""
+        tasks = [f.task for f in self._running.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _explained(failure: BaseException, host: str, digest: str) -> BaseException:
+    """What a fetch's waiters are told: wrong bytes in the upstream's terms, the rest as raised."""
+    if isinstance(failure, errors.InvalidLayer):
+        return Failed(host, Failed.INVALID, f"sent bytes that are not {digest} ({failure.message}); nothing was kept")
+    if isinstance(failure, asyncio.CancelledError):
+        return errors.Unavailable("pull-through fetch", "pier is stopping")
+    return failure
+
+
+def _forget(core: Core, repository: RepositoryRow, upload_id: str) -> None:
+    with contextlib.suppress(Exception):  # a store that fails now: the upload expires in time instead
+        uploads.cancel(core, uploads.find(core, repository, upload_id))
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        if chunk:
+            batch.append(chunk)
+            size += len(chunk)
+        if size >= BATCH:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
