@@ -48,7 +48,9 @@ def test_pulls_by_skopeo_and_docker_show_on_the_card_and_rank_it_first(
     ecr = client(server)
     for name in ("popular", "quiet"):
         ecr.create_repository(repositoryName=name)
-    manifest, _ = push_image(ecr, "popular", "v1")
+    # Random bytes: an image this docker daemon (shared by the session) has never seen. One it already holds
+    # is resolved with a HEAD, which is not a download, and never fetched.
+    manifest, _ = push_image(ecr, "popular", "v1", random_bytes=64)
     push_image(ecr, "quiet", "v1")  # pushed last: first by push, last by downloads
     skopeo_pull(server, "popular:v1", tmp_path / "one")
     skopeo_pull(server, "popular:v1", tmp_path / "two")
