@@ -32,6 +32,7 @@ from pier.gallery import routes as gallery
 from pier.identities import accounts_of, declared_users, secret_box
 from pier.oci import routes as oci
 from pier.pullthrough import PullThrough
+from pier.storage import generation
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
@@ -66,7 +67,7 @@ def blob_store(config: Config) -> BlobStore:
 
 
 def build_core(config: Config) -> Core:
-    meta = SqlMetadataStore.from_url(config.effective_database_url)
+    meta = SqlMetadataStore.from_url(config.effective_database_url, config.data_dir / generation.FILE_NAME)
     accounts = accounts_of(config)
     return Core(
         meta=meta,

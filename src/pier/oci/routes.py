@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pier import errors
-from pier.core.access import PULL, is_repository_path, repository_by_path
+from pier.core.access import PULL, is_repository_path, remembered_repository, repository_by_path
 from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, pullthrough, referrers, tags, uploads
 from pier.oci.context import OciRequest
@@ -67,7 +67,9 @@ def guarded(
                 cache = request.app.state.pull_through
                 response = await cached(pullthrough.CacheRequest(request, core, caller, name, *rule, cache))
             else:
-                repository = await run_sync(repository_by_path, core, caller, name, action)
+                repository = remembered_repository(core, name) if action is PULL else None
+                if repository is None:  # not in memory (core/reads.py): ask the store, in a thread
+                    repository = await run_sync(repository_by_path, core, caller, name, action)
                 ctx = OciRequest(request, core, caller, repository, name)
                 if upload_body and has_body(request.scope):
                     slot.enter_context(
