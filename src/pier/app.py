@@ -46,6 +46,7 @@ from pier.web.exchange import Observe, Routes
 from pier.web.failures import FailureLog, LastResort
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
+from pier.web.shortcuts import Shortcuts
 from pier.web.threads import run_sync
 
 log = logging.getLogger("pier")
@@ -232,6 +233,7 @@ def create_app(config: Config) -> Starlette:
             Middleware(LastResort, failures=failures),
             Middleware(HeaderLimit),
             Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),
+            Middleware(Shortcuts, routes=oci.SHORTCUTS),  # innermost: the hottest routes, without the router
         ],
     )
     app.state.requests = requests  # the server ends their bodies when a stop has waited long enough
