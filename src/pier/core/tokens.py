@@ -106,6 +106,10 @@ class TokenSigner:
             raise InvalidToken("expired")
         return claims
 
+    def signs_from_memory(self) -> bool:
+        """Whether sign() needs no database read (its keys are fresh): it may then run on the event loop."""
+        return self._clock() - self._loaded_at <= RELOAD_SECONDS
+
     def answers_from_memory(self, token: str) -> bool:
         """Whether verify(token) needs no database read (its key is known and fresh): the case of nearly
         every request, which may then verify on the event loop instead of hopping to a thread."""
