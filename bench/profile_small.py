@@ -1,7 +1,7 @@
 """Where one small read's CPU goes, in process: cProfile around raw ASGI calls to the app (no HTTP parser,
 no sockets: what is left is pier's own Python).
 
-    python bench/profile_small.py [--requests 5000] [--what tag|digest|head|token] [--top 30]
+    python bench/profile_small.py [--requests 5000] [--what tag|digest|head|token|login] [--top 30]
 
 Starts a real `pier serve` once to push a small image (bench/small.py), stops it, opens the same data
 dir in this process, and calls the app `--requests` times; prints the microseconds per request and the
@@ -29,11 +29,13 @@ from run import ACCOUNT, NAME, Pier
 from small import MANIFEST_TYPES, anonymous_token, push_small_image
 
 
-async def call(app: Any, method: str, path: str, query: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def call(
+    app: Any, method: str, path: str, query: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> int:
     status = 0
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
@@ -73,27 +75,49 @@ async def profile(data_dir: Path, what: str, token: str, digest: str, requests: 
         method = "HEAD"
     elif what == "token":
         path, query, headers = "/token", f"service=127.0.0.1:5000&scope=repository:{NAME}:pull", headers[:1]
+    body = b""
+    if what == "login":
+        method, path, body, headers = "POST", "/", *signed_login()
     async with app.router.lifespan_context(app):
         for _ in range(200):
-            assert await call(app, method, path, query, headers) == 200
+            assert await call(app, method, path, query, headers, body) == 200
         started, cpu = time.perf_counter(), time.process_time()
         for _ in range(requests):
-            await call(app, method, path, query, headers)
+            await call(app, method, path, query, headers, body)
         wall, spent = time.perf_counter() - started, time.process_time() - cpu
         print(f"{what}: {wall / requests * 1e6:.0f} µs wall, {spent / requests * 1e6:.0f} µs CPU per request")
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(requests):
-            await call(app, method, path, query, headers)
+            await call(app, method, path, query, headers, body)
         profiler.disable()
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+def signed_login() -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A SigV4-signed GetAuthorizationToken (valid 15 minutes), as botocore sends it."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    target = "SpencerFrontendService.GetAuthorizationToken"
+    request = AWSRequest(
+        "POST",
+        "http://127.0.0.1:5000/",
+        data=b"{}",
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target},
+    )
+    keys = Credentials(ACCOUNT["PIER_ACCESS_KEY_ID"], ACCOUNT["PIER_SECRET_ACCESS_KEY"])
+    SigV4Auth(keys, "ecr-public", "us-east-1").add_auth(request)
+    headers = [(k.lower().encode(), v.encode()) for k, v in request.headers.items()]
+    return b"{}", [(b"host", b"127.0.0.1:5000"), (b"content-length", b"2"), *headers]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--what", choices=["tag", "digest", "head", "token"], default="tag")
+    parser.add_argument("--what", choices=["tag", "digest", "head", "token", "login"], default="tag")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pier-profile-"))

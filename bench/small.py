@@ -2,14 +2,16 @@
 
     python bench/small.py [--seconds 10] [--connections 64] [--skip-distribution] [--workers auto 1]
 
-Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto` is what a
-plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each, and measures with
-64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time when the answer
-announces a body):
+Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto`, one per usable
+core; `1`, what a plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each,
+and measures with 64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time
+when the answer announces a body):
   anonymous manifest GET by tag, by digest, and HEAD by tag, each with a valid anonymous bearer token
-  and the Accept lines docker sends;  GET /token for an anonymous pull token;
-  pier only: a signed DescribeImages page of 100 images;
-with requests/s, p50 and p99, and the peak resident memory of each server's process tree. Prints a
+  and the Accept lines docker sends;
+  pier only: GET /token for an anonymous pull token, a signed GetAuthorizationToken, a signed
+  DescribeImages page of 100 images;
+with requests/s, p50 and p99, the server's CPU time per request (its whole process tree), and the peak
+resident memory of each server's process tree. Prints a
 table, and the ratio of each pier figure to distribution's. bench/run.py includes these workloads.
 """
 
@@ -155,6 +157,8 @@ def measure(registry: Registry, root: Path, seconds: int, connections: int) -> d
         if isinstance(registry, Pier):
             token_url = f"{registry.url}/token?service=127.0.0.1:{registry.port}&scope=repository:{NAME}:pull"
             timed("GET /token (anonymous)", wrk, token_url, connections, seconds)
+            login = signed_script(registry, "GetAuthorizationToken", {}, root / "login.lua")
+            timed("signed GetAuthorizationToken", wrk, registry.url + "/", connections, seconds, login)
             fill_images(registry, "pages", 1000)
             page = signed_script(
                 registry, "DescribeImages", {"repositoryName": "pages", "maxResults": 100}, root / "pages.lua"
