@@ -64,5 +64,14 @@ class Reads:
             return  # a write ended meanwhile: the value may already be stale
         entries = self._entries
         if len(entries) >= self._size:
-            entries.pop(next(iter(entries), None), None)  # the oldest
+            drop_oldest(entries)
         entries[key] = (started, self._clock() + self._ttl, value)
+
+
+def drop_oldest(entries: dict[Any, Any]) -> None:
+    """Drop the oldest entry (dicts keep insertion order); all of them if another thread changed the dict
+    meanwhile (its iterator then refuses to go on)."""
+    try:
+        entries.pop(next(iter(entries)), None)
+    except (StopIteration, RuntimeError):
+        entries.clear()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pier.core.reads import drop_oldest
 from pier.storage.metadata import MetadataStore, SigningKey
 
 
@@ -82,7 +83,7 @@ class TokenSigner:
             del self._verified[(purpose, token)]
         claims = self._verify(purpose, token)
         if len(self._verified) >= VERIFIED_MAX:
-            self._verified.pop(next(iter(self._verified), ("", "")), None)  # the oldest
+            drop_oldest(self._verified)
         self._verified[(purpose, token)] = (token.split(".")[1], claims.get("exp"), dict(claims))
         return claims
 
