@@ -2,14 +2,16 @@
 
     python bench/small.py [--seconds 10] [--connections 64] [--skip-distribution] [--workers auto 1]
 
-Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto` is what a
-plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each, and measures with
-64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time when the answer
-announces a body):
+Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto`, one per usable
+core; `1`, what a plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each,
+and measures with 64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time
+when the answer announces a body):
   anonymous manifest GET by tag, by digest, and HEAD by tag, each with a valid anonymous bearer token
-  and the Accept lines docker sends;  GET /token for an anonymous pull token;
-  pier only: a signed DescribeImages page of 100 images;
-with requests/s, p50 and p99, and the peak resident memory of each server's process tree. Prints a
+  and the Accept lines docker sends;
+  pier only: GET /token for an anonymous pull token, a signed GetAuthorizationToken, a signed
+  DescribeImages page of 100 images;
+with requests/s, p50 and p99, the server's CPU time per request (its whole process tree), and the peak
+resident memory of each server's process tree. Prints a
 table, and the ratio of each pier figure to distribution's. bench/run.py includes these workloads.
 """
 
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection
-from run import NAME, Distribution, PeakMemory, Pier, Registry, fill_images, install, signed_script
+from run import NAME, Distribution, PeakMemory, Pier, Registry, cpu_seconds, fill_images, install, signed_script
 
 HERE = Path(__file__).resolve().parent
 MANIFEST_TYPES = (
@@ -137,18 +139,31 @@ def measure(registry: Registry, root: Path, seconds: int, connections: int) -> d
     script = lua_headers(root / f"{registry.name}-manifest.lua", headers)
     base = f"{registry.url}/v2/{NAME}/manifests"
     results: dict[str, dict[str, float]] = {}
-    with PeakMemory(registry.pid()) as memory:
-        results["manifest GET by tag"] = wrk(f"{base}/latest", connections, seconds, script)
-        results["manifest GET by digest"] = wrk(f"{base}/{digest}", connections, seconds, script)
-        results["manifest HEAD by tag"] = ab_head(f"{base}/latest", connections, seconds, headers)
+    pid = registry.pid()
+
+    def timed(workload: str, run: Any, *args: Any) -> None:
+        """One workload, and the server's CPU time (its whole process tree) per request answered."""
+        before = cpu_seconds(pid)
+        figure = run(*args)
+        spent = cpu_seconds(pid) - before
+        answered = figure["rps"] * seconds
+        figure["cpu_us"] = spent / answered * 1e6 if answered else 0.0
+        results[workload] = figure
+
+    with PeakMemory(pid) as memory:
+        timed("manifest GET by tag", wrk, f"{base}/latest", connections, seconds, script)
+        timed("manifest GET by digest", wrk, f"{base}/{digest}", connections, seconds, script)
+        timed("manifest HEAD by tag", ab_head, f"{base}/latest", connections, seconds, headers)
         if isinstance(registry, Pier):
             token_url = f"{registry.url}/token?service=127.0.0.1:{registry.port}&scope=repository:{NAME}:pull"
-            results["GET /token (anonymous)"] = wrk(token_url, connections, seconds)
+            timed("GET /token (anonymous)", wrk, token_url, connections, seconds)
+            login = signed_script(registry, "GetAuthorizationToken", {}, root / "login.lua")
+            timed("signed GetAuthorizationToken", wrk, registry.url + "/", connections, seconds, login)
             fill_images(registry, "pages", 1000)
             page = signed_script(
                 registry, "DescribeImages", {"repositoryName": "pages", "maxResults": 100}, root / "pages.lua"
             )
-            results["signed DescribeImages page of 100"] = wrk(registry.url + "/", connections, seconds, page)
+            timed("signed DescribeImages page of 100", wrk, registry.url + "/", connections, seconds, page)
     results["peak RSS of the process tree (MiB)"] = {"value": memory.peak}
     return results
 
@@ -183,8 +198,8 @@ def main() -> None:
 def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
     dist = table.get("distribution", {})
     lines = [
-        "| workload | server | req/s | p50 ms | p99 ms | errors | req/s vs dist | p99 vs dist |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workload | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | req/s vs dist | p99 vs dist |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     workloads = {w for results in table.values() for w in results if "RSS" not in w}
     for workload in sorted(workloads):
@@ -197,11 +212,11 @@ def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
             tail = f"{figure['p99'] / theirs['p99']:.2f}x" if theirs and theirs["p99"] else ""
             lines.append(
                 f"| {workload} | {server} | {figure['rps']:,.0f} | {figure['p50']:.2f} | {figure['p99']:.2f} | "
-                f"{figure['errors']:.0f} | {speed} | {tail} |"
+                f"{figure['errors']:.0f} | {figure.get('cpu_us', 0):.0f} | {speed} | {tail} |"
             )
     for server, results in table.items():
         rss = results["peak RSS of the process tree (MiB)"]["value"]
-        lines.append(f"| peak RSS (MiB) | {server} | {rss:.0f} | | | | | |")
+        lines.append(f"| peak RSS (MiB) | {server} | {rss:.0f} | | | | | | |")
     return "\n".join(lines)
 
 

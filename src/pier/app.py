@@ -32,6 +32,7 @@ from pier.gallery import routes as gallery
 from pier.identities import accounts_of, declared_users, secret_box
 from pier.oci import routes as oci
 from pier.pullthrough import PullThrough
+from pier.storage import generation
 from pier.storage.blobs import BlobStore
 from pier.storage.blobs_fs import FsBlobStore
 from pier.storage.blobs_s3 import S3BlobStore
@@ -45,6 +46,7 @@ from pier.web.exchange import Observe, Routes
 from pier.web.failures import FailureLog, LastResort
 from pier.web.limits import HeaderLimit
 from pier.web.ratelimit import RateLimits
+from pier.web.shortcuts import Shortcuts
 from pier.web.threads import run_sync
 
 log = logging.getLogger("pier")
@@ -66,7 +68,7 @@ def blob_store(config: Config) -> BlobStore:
 
 
 def build_core(config: Config) -> Core:
-    meta = SqlMetadataStore.from_url(config.effective_database_url)
+    meta = SqlMetadataStore.from_url(config.effective_database_url, config.data_dir / generation.FILE_NAME)
     accounts = accounts_of(config)
     return Core(
         meta=meta,
@@ -231,6 +233,7 @@ def create_app(config: Config) -> Starlette:
             Middleware(LastResort, failures=failures),
             Middleware(HeaderLimit),
             Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),
+            Middleware(Shortcuts, routes=oci.SHORTCUTS),  # innermost: the hottest routes, without the router
         ],
     )
     app.state.requests = requests  # the server ends their bodies when a stop has waited long enough

@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         choices=["on", "off", "token"],
         help="GET /metrics: on (default), off, or token (needs Authorization: Bearer <metrics_token>)",
     )
-    serve.add_argument("--workers", type=int, help="server processes on the one port (default 1)")
+    serve.add_argument(
+        "--workers",
+        help='server processes on the one port: a number, or "auto" for one per usable core (default 1)',
+    )
     serve.add_argument(
         "--body-timeout", type=float, help="seconds a request body may send nothing before it is ended (default 60)"
     )

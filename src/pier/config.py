@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pier import cores
 from pier.core import limits, policies
 from pier.core import secrets as sealing
 from pier.core.pullthrough import DEFAULT_TAG_TTL_SECONDS, Credentials, Rule
@@ -113,7 +114,8 @@ class Config:
     max_images_per_repository: int = limits.IMAGES_PER_REPOSITORY
     log_level: str = "info"  # debug, info, warning, error
     # Server processes on the one port (1: everything in this process). Each is a full pier; they share
-    # the database and blob store like separate `pier serve` processes would.
+    # the database and blob store like separate `pier serve` processes would. "auto": one per usable core
+    # (affinity and cgroup CPU quota, see cores.py), resolved to a number when the config is read.
     workers: int = 1
     # Requests per second per client address (a burst of rate_limit_burst is allowed). 0 turns a limit
     # off, the default for local use. ECR Public allows anonymous clients 1 pull/s, logged-in ones 10.
@@ -341,6 +343,8 @@ def _tables(value: Any) -> bool:
 
 
 def _convert(key: str, value: Any, kind: type) -> Any:
+    if key == "workers" and isinstance(value, str) and value.strip().lower() == "auto":
+        return cores.usable_cores()
     try:
         if kind is bool:
             if isinstance(value, bool):

@@ -56,6 +56,21 @@ def test_malformed_authorization(pier: PierServer, authorization: str) -> None:
     assert response.json()["__type"] == "IncompleteSignatureException"
 
 
+@pytest.mark.parametrize("stamp", ["20260101T000000", "2026-01-01T00:00:00Z", "20261301T000000Z", "2026011T000000Z"])
+def test_malformed_date(pier: PierServer, stamp: str) -> None:
+    body, headers = create("sig/date")
+    authorization = (
+        "AWS4-HMAC-SHA256 Credential=AKIAOWNER0000000001/20260101/us-east-1/ecr-public/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
+    )
+    response = httpx.post(
+        pier.url + "/", content=body, headers={**headers, "Authorization": authorization, "X-Amz-Date": stamp}
+    )
+    assert response.status_code == 400
+    assert response.json()["__type"] == "IncompleteSignatureException"
+    assert "YYYYMMDDTHHMMSSZ" in response.json()["message"]
+
+
 def test_unknown_access_key(pier: PierServer, ecr: Any) -> None:
     stranger = Account("000000000000", "nobody", "AKIANOBODY000000000", "whatever-secret-0123456789")
     response = call(pier.url, stranger, "CreateRepository", {"repositoryName": "sig/stranger"})

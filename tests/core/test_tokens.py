@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pier.core.tokens import InvalidToken, TokenSigner
+from pier.core.tokens import RELOAD_SECONDS, InvalidToken, TokenSigner
 from pier.storage.sql import SqlMetadataStore
 
 
@@ -64,3 +64,27 @@ def test_a_key_another_process_made_is_read_from_the_store_not_assumed(tmp_path:
     assert ours.answers_from_memory(new)
     clock.now += 61  # keys are re-read at least every minute (a revocation elsewhere must reach us)
     assert not ours.answers_from_memory(mine)
+
+
+def test_a_remembered_verification_obeys_expiry_and_revocation_elsewhere(tmp_path: Path) -> None:
+    # A token verified once is answered from memory (clients resend it with every request), but never
+    # past its expiry, nor past RELOAD_SECONDS after another process revoked its key.
+    clock = Clock(1000.0)
+    ours, theirs = signer(tmp_path, clock), signer(tmp_path, clock)
+    token = ours.sign("bearer", {"a": "1"}, ttl=30)
+    assert ours.verify("bearer", token) == ours.verify("bearer", token)
+    claims = ours.verify("bearer", token)
+    claims["a"] = "changed by a caller"
+    assert ours.verify("bearer", token)["a"] == "1"  # what is remembered is not the caller's copy
+    with pytest.raises(InvalidToken):
+        ours.verify("login", token)  # remembered for its purpose only
+    clock.now += 1
+    theirs.rotate(revoke_others=True)
+    clock.now += RELOAD_SECONDS + 1
+    with pytest.raises(InvalidToken):
+        ours.verify("bearer", token)
+    fresh = ours.sign("bearer", {"a": "2"}, ttl=5)
+    assert ours.verify("bearer", fresh)["a"] == "2"
+    clock.now += 6
+    with pytest.raises(InvalidToken):
+        ours.verify("bearer", fresh)

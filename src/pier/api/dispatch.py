@@ -48,6 +48,9 @@ ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "applicati
 # Operations whose bodies are upload bytes: bounded in flight (web/admission.py), run on the upload pool.
 UPLOAD_BODY_OPERATIONS = (".UploadLayerPart",)
 BYTES_OPERATIONS = {"UploadLayerPart", "CompleteLayerUpload"}
+# Answered on the event loop when the signing keys are fresh: a policy decision on what is in memory and an
+# HMAC, cheaper than the thread hop (core/registries.py reads nothing from the store for it).
+SIGNING_OPERATIONS = {"GetAuthorizationToken"}
 _CLAIMED_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
 
 # Operations that change nothing are not audited.
@@ -137,8 +140,11 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
         params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
         del text
         named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
-        run = run_upload if operation in BYTES_OPERATIONS else run_sync
-        result = await run(HANDLERS[operation], core, caller, params)
+        if operation in SIGNING_OPERATIONS and core.signer.signs_from_memory():
+            result = HANDLERS[operation](core, caller, params)
+        else:
+            run = run_upload if operation in BYTES_OPERATIONS else run_sync
+            result = await run(HANDLERS[operation], core, caller, params)
         payload = protocol.serialize_output(op_model.output_shape, result)
         response = _respond(200, payload, request_id)
     except ApiError as error:

@@ -36,6 +36,19 @@ _AUTH = re.compile(
 )
 
 
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+
+
+def _amz_date(stamp: str) -> datetime.datetime:
+    """YYYYMMDDTHHMMSSZ as a UTC datetime (what strptime(stamp, AMZ_DATE) reads, at a tenth of its cost);
+    ValueError otherwise."""
+    match = _AMZ_DATE.fullmatch(stamp)
+    if match is None:
+        raise ValueError(stamp)
+    year, month, day, hour, minute, second = (int(part) for part in match.groups())
+    return datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.UTC)
+
+
 class _ClientSignedHeaders(SigV4Auth):  # type: ignore[misc]
     """SigV4Auth that signs exactly the headers the client named, not botocore's own choice."""
 
@@ -97,7 +110,7 @@ def verify(
     if not stamp or "x-amz-date" not in signed:
         raise ApiError("IncompleteSignatureException", 400, "A signed X-Amz-Date header is required")
     try:
-        signed_at = datetime.datetime.strptime(stamp, AMZ_DATE).replace(tzinfo=datetime.UTC)
+        signed_at = _amz_date(stamp)
     except ValueError:
         raise ApiError(
             "IncompleteSignatureException", 400, f"X-Amz-Date must have the form YYYYMMDDTHHMMSSZ, not {stamp!r}"

@@ -164,6 +164,13 @@ def is_repository_path(path: str) -> bool:
 PULL = None
 
 
+def remembered_repository(core: Core, path: str) -> RepositoryRow | None:
+    """The repository `<alias>/<name>` names for a pull, if memory still holds it (core/reads.py): what
+    repository_by_path(core, caller, path, PULL) answers, without asking the store; None otherwise."""
+    row: RepositoryRow | None = core.reads.get(("repository", path))
+    return row
+
+
 def repository_by_path(core: Core, caller: Caller | None, path: str, action: str | None) -> RepositoryRow:
     """The repository `<alias>/<name>` names, if the caller may do `action` (an ECR operation, or PULL).
 
@@ -179,9 +186,11 @@ def repository_by_path(core: Core, caller: Caller | None, path: str, action: str
     if account is None:
         raise errors.RepositoryNotFound(alias, name)
     pullthrough.refuse_writes(core, account.id, name, action)
+    started = core.reads.start()
     row = core.meta.get_repository(account.id, name)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)
+    core.reads.put(started, ("repository", path), row)
     if action is not PULL and caller is not None:
         refusal = refusal_for(core, caller, row, action)
         if refusal is not None:

@@ -252,6 +252,17 @@ def is_digest_reference(reference: str) -> bool:
     return True
 
 
+def remembered_manifest(
+    core: Core, repository: RepositoryRow, reference: str, accepted: set[str] | None
+) -> ImageRow | None:
+    """What get_manifest answers, when memory still holds it (core/reads.py) and it needs no choosing among
+    an index's images; None otherwise (ask get_manifest)."""
+    image: ImageRow | None = core.reads.get(("manifest", repository.id, reference))
+    if image is None or (accepted is not None and image.media_type not in accepted):
+        return None
+    return image
+
+
 def get_manifest(core: Core, repository: RepositoryRow, reference: str, accepted: set[str] | None) -> ImageRow:
     """The manifest a tag or digest names, in a form the client accepts.
 
@@ -265,7 +276,9 @@ def get_manifest(core: Core, repository: RepositoryRow, reference: str, accepted
         image_id = ImageId(tag=reference)
     else:
         raise errors.ImageNotFound(repository.registry_id, repository.name, reference)
+    started = core.reads.start()
     image = find_image(core, repository, image_id, with_manifest=True)
+    core.reads.put(started, ("manifest", repository.id, reference), image)
     if accepted is None or image.media_type in accepted:
         return image
     if image.media_type in manifests.INDEX_TYPES and image.manifest is not None:

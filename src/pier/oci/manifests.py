@@ -22,7 +22,10 @@ def accepted_types(request: Request) -> set[str] | None:
 
 async def get_manifest(ctx: OciRequest) -> Response:
     reference = ctx.request.path_params["reference"]
-    image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted_types(ctx.request))
+    accepted = accepted_types(ctx.request)
+    image = images.remembered_manifest(ctx.core, ctx.repository, reference, accepted)
+    if image is None:  # not in memory (core/reads.py): ask the store, in a thread
+        image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted)
     manifest = image.manifest or b""
     headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
     if ctx.request.method == "HEAD":

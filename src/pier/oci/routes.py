@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pier import errors
-from pier.core.access import PULL, is_repository_path, repository_by_path
+from pier.core.access import PULL, is_repository_path, remembered_repository, repository_by_path
 from pier.core.context import Core
 from pier.oci import auth, blobs, manifests, pullthrough, referrers, tags, uploads
 from pier.oci.context import OciRequest
@@ -67,7 +67,9 @@ def guarded(
                 cache = request.app.state.pull_through
                 response = await cached(pullthrough.CacheRequest(request, core, caller, name, *rule, cache))
             else:
-                repository = await run_sync(repository_by_path, core, caller, name, action)
+                repository = remembered_repository(core, name) if action is PULL else None
+                if repository is None:  # not in memory (core/reads.py): ask the store, in a thread
+                    repository = await run_sync(repository_by_path, core, caller, name, action)
                 ctx = OciRequest(request, core, caller, repository, name)
                 if upload_body and has_body(request.scope):
                     slot.enter_context(
@@ -182,6 +184,7 @@ PUT_IMAGE, DELETE = "PutImage", "BatchDeleteImage"
 PUSHES = (UPLOAD, PART, COMPLETE, PUT_IMAGE)
 
 ROUTES: list[BaseRoute] = [
+    Route("/token", unguarded(auth.token), methods=["GET", "POST"], name="token"),  # first: the most asked
     Route("/v2/", unguarded(base), methods=["GET", "HEAD"], name="ping"),
     Route(
         f"{NAME}/manifests/{{reference}}",
@@ -245,7 +248,8 @@ ROUTES: list[BaseRoute] = [
         methods=["GET"],
         name="referrers",
     ),
-    Route("/token", unguarded(auth.token), methods=["GET", "POST"], name="token"),
     # Last: anything else under /v2/ is answered in the spec's JSON, not by the gallery or as plain text.
     Route("/v2/{rest:path}", unguarded(no_such_endpoint), methods=[*METHODS], name="unknown"),
 ]
+# Answered without the router (web/shortcuts.py): no route before it matches its paths, for any door.
+SHORTCUTS = [route for route in ROUTES if isinstance(route, Route) and route.name == "get_manifest"]

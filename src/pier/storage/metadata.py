@@ -193,6 +193,10 @@ class MetadataStore(Protocol):
     def free_bytes(self) -> int | None:
         """Free bytes where the database grows (its file's disk), or None when it is not local."""
 
+    def write_generation(self) -> int:
+        """A number that changes once any write transaction of any process on this host has ended
+        (storage/generation.py): what was read under another number may be stale."""
+
     # Repositories
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int

@@ -13,6 +13,9 @@ upstream confirmed them). engine.py has the plumbing they share.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pier.storage.generation import WriteGeneration
 from pier.storage.sql.downloads import DownloadRows
 from pier.storage.sql.engine import open_engine
 from pier.storage.sql.gallery import GalleryRows
@@ -41,5 +44,6 @@ class SqlMetadataStore(
     Snapshots,
 ):
     @classmethod
-    def from_url(cls, url: str) -> SqlMetadataStore:
-        return cls(open_engine(url))
+    def from_url(cls, url: str, generation_file: Path | None = None) -> SqlMetadataStore:
+        """The store at `url`; its writes move the generation in `generation_file` (storage/generation.py)."""
+        return cls(open_engine(url), WriteGeneration(generation_file))

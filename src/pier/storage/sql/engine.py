@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pier.storage import migrate, schema
+from pier.storage.generation import WriteGeneration
 from pier.storage.sqlite_writers import SqliteWriters
 
 WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
@@ -100,8 +101,9 @@ def open_engine(url: str) -> Engine:
 class SqlBase:
     """The connection plumbing each aggregate's rows (the mixins beside this module) build on."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, generation: WriteGeneration | None = None) -> None:
         self.engine = engine
+        self._generation = generation or WriteGeneration()
         self._write = engine.execution_options(pier_write=True)
         self._snapshot = engine.execution_options(pier_snapshot=True)
         self._insert_blob = self._insert_or_ignore(schema.blobs)
@@ -113,13 +115,20 @@ class SqlBase:
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """A transaction that writes (every write goes through here)."""
-        if self._sqlite_writers is not None:
-            with self._sqlite_writers.transaction() as conn:
-                yield conn
-        else:
-            with self._write.begin() as conn:
-                yield conn
+        """A transaction that writes (every write goes through here). Once it has ended, committed or not,
+        the write generation moves: what any process on this host remembers of earlier reads is dropped."""
+        try:
+            if self._sqlite_writers is not None:
+                with self._sqlite_writers.transaction() as conn:
+                    yield conn
+            else:
+                with self._write.begin() as conn:
+                    yield conn
+        finally:
+            self._generation.bump()
+
+    def write_generation(self) -> int:
+        return self._generation.current()
 
     def _reading(self, snapshot: bool = False) -> Connection:
         """A connection that only reads: one statement, or with snapshot=True several that must agree."""
@@ -127,6 +136,7 @@ class SqlBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._generation.close()
         if self._sqlite_writers is not None:
             self._sqlite_writers.close()
 

@@ -1,0 +1,35 @@
+"""The hottest routes answered without Starlette's router: an anonymous manifest GET is most of what a
+registry answers, and walking the route table (a regular expression per route tried) and the exception
+middleware around it cost a fair share of what is left of such a request once its answer is in memory.
+
+Shortcuts sits innermost among the middleware (every request still meets Observe, LastResort, HeaderLimit
+and BodyGuard) and hands a request that one of its routes matches straight to that route's endpoint, with
+the scope the router would have set (`route`, `endpoint`, `path_params`: metrics, request lines and the
+endpoint see no difference). It may only be given routes the router would pick first for such a request
+(no earlier route matches their paths) whose endpoints answer every failure themselves (oci/routes.py's
+`guarded`); anything else goes on to the router.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class Shortcuts:
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope["route"] = route
+                    scope.update(child_scope)
+                    response = await route.endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
