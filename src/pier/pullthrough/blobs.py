@@ -78,7 +78,7 @@ class Live:
     async def _body(self, fetch: Fetch) -> AsyncIterator[bytes]:
         """The fetch's bytes as they come, holding back the last ones until the blob is verified and
         published; if it is not, the body ends short (the connection is cut)."""
-        held = b""
+        held: list[bytes] = []
         sent = 0
         try:
             while True:
@@ -86,13 +86,16 @@ class Live:
                 if item is _END or item is _DETACHED or item is _FAILED:
                     break
                 assert isinstance(item, list)
-                if held:
-                    yield held
-                    sent += len(held)
-                held = b"".join(item)  # one send per batch: a send per upstream read costs more than a copy
+                # The upstream's chunks as they came (up to 256 KiB each): joining them would copy every
+                # byte once more, on the loop, into freshly faulted memory.
+                for chunk in held:
+                    yield chunk
+                    sent += len(chunk)
+                held = item
             await fetch.finished()  # raises if the bytes were wrong, or the fetch failed
-            yield held
-            sent += len(held)
+            for chunk in held or [b""]:  # an empty blob still opens the body
+                yield chunk
+                sent += len(chunk)
             if item is _END:
                 return
             # Detached: the rest from the store, where the blob is now published (and verified).
