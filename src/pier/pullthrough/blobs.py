@@ -2,17 +2,22 @@
 stored, through the same upload path a push takes.
 
 A fetch (a Fetch) runs as a task of its own, not in any client's request, so a client that goes away or
-reads slowly never stops it. It reads the upstream's body on the event loop and writes it to an upload of
-the cache repository on the upload pool, batch by batch, as web/streams.py does for request bodies (no
-thread ever waits for the upstream). The upload is verified against the digest and published exactly as
-a pushed blob is (uploads.Append.acknowledge_and_finish): durable, GC-safe, and never published if the
-bytes are wrong, in which case the upload is removed and nothing is kept.
+reads slowly never stops it (a slow one may pace it for a while, see below). It reads the upstream's body
+on the event loop and writes it to an upload of the cache repository on the upload pool, batch by batch,
+as web/streams.py does for request bodies (no thread ever waits for the upstream). The upload is verified
+against the digest and published exactly as a pushed blob is (uploads.Append.acknowledge_and_finish):
+durable, GC-safe, and never published if the bytes are wrong, in which case the upload is removed and
+nothing is kept.
 
 The client whose request started the fetch gets the bytes as they arrive (a Live channel), except the last
 ones: those are sent only once the blob has been verified and published, so a client never receives a
-complete answer whose bytes do not match the digest (the connection ends short instead). A client that
-falls more than LIVE_BEHIND batches behind is detached from the fetch and, once the blob is published,
-reads the rest from the store. Clients that ask for a blob being fetched wait for the fetch to end, then
+complete answer whose bytes do not match the digest (the connection ends short instead). A client slower
+than the upstream (skopeo and docker verify and write what they pull) sets the pace while it is
+LIVE_BEHIND batches behind, as long as it takes a batch every LIVE_PATIENCE seconds and nobody else waits
+for the blob; otherwise it is detached from the fetch and, once the blob is published, reads the rest from
+the store. (Detached at once, skopeo, 3-4x slower than the upstream here, sat idle for most of the fetch,
+waiting for the blob to be published, and its rest then cost a thread hop per MiB read back from the
+store.) Clients that ask for a blob being fetched wait for the fetch to end, then
 are served from the store as any stored blob is.
 
 Across processes (--workers, several pier servers on one database) there is no coordination: two processes
@@ -38,7 +43,8 @@ from pier.storage.metadata import RepositoryRow
 from pier.web.threads import run_sync, run_upload, upload_pool
 
 BATCH = 1024 * 1024  # bytes handed to one write on the upload pool (as web/streams.py)
-LIVE_BEHIND = 16  # batches the first client may fall behind before it is served from the store instead
+LIVE_BEHIND = 16  # batches the first client may fall behind before the fetch waits for it (or detaches it)
+LIVE_PATIENCE = 1.0  # seconds the fetch waits for a client that is behind to take a batch, before detaching it
 
 _END, _DETACHED, _FAILED = object(), object(), object()
 
@@ -48,16 +54,37 @@ class Live:
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._moved = asyncio.Event()  # the client took a batch, or left, or someone else waits for the blob
         self.detached = False
+
+    async def keep_up(self, fetch: Fetch) -> None:
+        """Before the next batch is offered: while the client is LIVE_BEHIND batches behind, wait for it to
+        take one; detach it if it takes none within LIVE_PATIENCE seconds, or if another request waits for
+        the blob (which a slow client must not hold back)."""
+        while not self.detached and self._queue.qsize() >= LIVE_BEHIND:
+            if fetch.waiters:
+                self._detach()
+                return
+            self._moved.clear()
+            try:
+                await asyncio.wait_for(self._moved.wait(), LIVE_PATIENCE)
+            except TimeoutError:
+                self._detach()
+
+    def wake(self) -> None:
+        self._moved.set()
 
     def offer(self, batch: list[bytes]) -> None:
         if self.detached:
             return
-        if self._queue.qsize() >= LIVE_BEHIND:  # the client reads slower than the upstream sends
-            self.detached = True
-            self._queue.put_nowait(_DETACHED)
+        if self._queue.qsize() >= LIVE_BEHIND:  # not waited for (keep_up): the memory stays bounded anyway
+            self._detach()
             return
         self._queue.put_nowait(batch)
+
+    def _detach(self) -> None:
+        self.detached = True
+        self._queue.put_nowait(_DETACHED)
 
     def end(self, ok: bool) -> None:
         if not self.detached:
@@ -78,21 +105,25 @@ class Live:
     async def _body(self, fetch: Fetch) -> AsyncIterator[bytes]:
         """The fetch's bytes as they come, holding back the last ones until the blob is verified and
         published; if it is not, the body ends short (the connection is cut)."""
-        held = b""
+        held: list[bytes] = []
         sent = 0
         try:
             while True:
                 item = await self._queue.get()
+                self._moved.set()
                 if item is _END or item is _DETACHED or item is _FAILED:
                     break
                 assert isinstance(item, list)
-                if held:
-                    yield held
-                    sent += len(held)
-                held = b"".join(item)  # one send per batch: a send per upstream read costs more than a copy
+                # The upstream's chunks as they came (up to 256 KiB each): joining them would copy every
+                # byte once more, on the loop, into freshly faulted memory.
+                for chunk in held:
+                    yield chunk
+                    sent += len(chunk)
+                held = item
             await fetch.finished()  # raises if the bytes were wrong, or the fetch failed
-            yield held
-            sent += len(held)
+            for chunk in held or [b""]:  # an empty blob still opens the body
+                yield chunk
+                sent += len(chunk)
             if item is _END:
                 return
             # Detached: the rest from the store, where the blob is now published (and verified).
@@ -101,6 +132,7 @@ class Live:
                 yield chunk
         finally:
             self.detached = True  # a client gone: the fetch goes on without it
+            self._moved.set()
 
 
 class Fetch:
@@ -115,6 +147,7 @@ class Fetch:
         self.live = live
         self._fetches = fetches
         self.size: int | None = None
+        self.waiters = 0  # requests waiting for the blob to be published (besides the live client)
         self.ready: asyncio.Future[int] = loop.create_future()
         self.done: asyncio.Future[None] = loop.create_future()
         for future in (self.ready, self.done):  # a failure nobody awaited is not worth a warning
@@ -127,7 +160,13 @@ class Fetch:
 
     async def finished(self) -> None:
         """Wait for the blob to be published (raising what failed), without cancelling the fetch."""
-        await asyncio.shield(self.done)
+        self.waiters += 1
+        if self.live is not None:
+            self.live.wake()  # a slow live client no longer sets the pace
+        try:
+            await asyncio.shield(self.done)
+        finally:
+            self.waiters -= 1
 
     async def run(self, upstream: Upstream, declared: int | None) -> None:
         try:
@@ -205,6 +244,7 @@ class Fetch:
                     await writing
                 writing = loop.run_in_executor(upload_pool(), appending.write, batch)
                 if self.live is not None:
+                    await self.live.keep_up(self)
                     self.live.offer(batch)
             if writing is not None:
                 await writing
