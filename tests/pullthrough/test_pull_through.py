@@ -190,6 +190,50 @@ def test_concurrent_first_pulls_of_a_large_layer_cause_one_fetch_and_stream_at_o
     assert backend.blob_digests(server)[big.digest] == big.data
 
 
+def test_a_first_client_that_stops_reading_holds_neither_the_fetch_nor_other_clients(
+    make_server: Callable[..., PierServer], backend: Backend, upstream: tuple[Distribution, Proxy], tmp_path: Path
+) -> None:
+    """The first client paces the fetch while it reads; once it stops, the fetch goes on without it: another
+    client gets the whole layer while the first still reads nothing, and the first gets the rest later."""
+    registry, proxy = upstream
+    image = Image(tmp_path / "slow", "v1", random_bytes=40 * MIB)
+    push(image, registry.host, "slow")
+    server = cache_server(make_server, rule(proxy.url))
+    auth = authorized(server)
+    assert get(server, "hub/slow/manifests/v1", {**auth, **ACCEPT_ALL}).status_code == 200
+    big = image.layers[0]
+    url = f"{server.url}/v2/{OWNER.alias}/hub/slow/blobs/{big.digest}"
+    reading, second_done = threading.Event(), threading.Event()
+    results: dict[str, tuple[str, int] | BaseException] = {}
+
+    def download(who: str) -> None:
+        try:
+            with httpx.stream("GET", url, headers=auth, timeout=120, follow_redirects=True) as response:
+                assert response.status_code == 200, response.read()
+                digest, received = hashlib.sha256(), 0
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    received += len(chunk)
+                    if who == "slow" and received >= MIB and not reading.is_set():
+                        reading.set()
+                        # Stops reading until the other client has everything: held behind this one, it never would.
+                        if not second_done.wait(60):
+                            raise AssertionError("another client was held behind one that stopped reading")
+                results[who] = ("sha256:" + digest.hexdigest(), received)
+        except BaseException as failure:
+            results[who] = failure
+
+    slow = threading.Thread(target=download, args=("slow",))
+    slow.start()
+    assert reading.wait(30)
+    download("other")
+    second_done.set()
+    slow.join(120)
+    assert results == {"slow": (big.digest, len(big.data)), "other": (big.digest, len(big.data))}
+    assert len(proxy.requests("GET", big.digest)) == 1
+    assert_blobs_are_whole(backend, server)
+
+
 def test_concurrent_pulls_across_worker_processes_are_whole(
     make_server: Callable[..., PierServer], backend: Backend, upstream: tuple[Distribution, Proxy], tmp_path: Path
 ) -> None:
