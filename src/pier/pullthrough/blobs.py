@@ -40,9 +40,9 @@ from pier.core.context import Core
 from pier.core.pullthrough import Rule
 from pier.pullthrough.upstream import Failed, Upstream
 from pier.storage.metadata import RepositoryRow
+from pier.web.streams import batches
 from pier.web.threads import run_sync, run_upload, upload_pool
 
-BATCH = 1024 * 1024  # bytes handed to one write on the upload pool (as web/streams.py)
 LIVE_BEHIND = 16  # batches the first client may fall behind before the fetch waits for it (or detaches it)
 LIVE_PATIENCE = 1.0  # seconds the fetch waits for a client that is behind to take a batch, before detaching it
 
@@ -235,7 +235,7 @@ class Fetch:
         writing: asyncio.Future[None] | None = None
         received = 0
         try:
-            async for batch in _batches(upstream.chunks(response)):
+            async for batch in batches(upstream.chunks(response)):
                 received += sum(len(chunk) for chunk in batch)
                 if received > size:
                     detail = f"sent more than the {size} bytes of {self.digest}"
@@ -322,17 +322,3 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
     yield first
     async for chunk in rest:
         yield chunk
-
-
-async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    batch: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        if chunk:
-            batch.append(chunk)
-            size += len(chunk)
-        if size >= BATCH:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch

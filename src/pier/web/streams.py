@@ -34,7 +34,7 @@ async def stream_body(request: Request, write: Callable[[list[bytes]], None]) ->
         metrics.BLOB_BYTES_RECEIVED.inc(sum(map(len, batch)))
 
     try:
-        async for batch in _batches(request):
+        async for batch in batches(request.stream()):
             if writing is not None:
                 await writing
             writing = loop.run_in_executor(upload_pool(), counted, batch)
@@ -47,11 +47,12 @@ async def stream_body(request: Request, write: Callable[[list[bytes]], None]) ->
         raise
 
 
-async def _batches(request: Request) -> AsyncIterator[list[bytes]]:
-    # The chunks as they came: joining them would copy every byte once more, on the loop.
+async def batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """Chunks gathered into lists of about BATCH bytes, one write each; the chunks as they came, since
+    joining them would copy every byte once more, on the loop. Request bodies and upstream bodies alike."""
     batch: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         if chunk:
             batch.append(chunk)
             size += len(chunk)
