@@ -10,7 +10,7 @@ SIGHUP takes a new copy the same way; if it loads, pier starts new workers with 
 ones once their requests are answered: the new certificate is served without dropping a connection. If
 it does not load, pier logs why and goes on serving the one it has. Without TLS, SIGHUP is ignored.
 
-Under TLS the ASGI scope's scheme is "https" (`secure_transport`), so a request knows it came over TLS.
+Under TLS the ASGI scope's scheme is "https", so a request knows it came over TLS.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import os
 import shutil
 import ssl
 from pathlib import Path
-
-from starlette.types import Scope
 
 from pier import rundirs
 
@@ -106,8 +104,3 @@ def reload_wanted(certificates: Certificates | None) -> bool:
         log.info("SIGHUP ignored: pier serves no TLS, there is no certificate to reload")
         return False
     return certificates.renew()
-
-
-def secure_transport(scope: Scope) -> bool:
-    """Whether the request came over TLS (aws:SecureTransport)."""
-    return scope.get("scheme") == "https"

@@ -30,12 +30,8 @@ class Accounts:
 
     def __init__(self, accounts: Iterable[Account]) -> None:
         self.all = tuple(accounts)
-        self._by_key = {a.access_key_id: a for a in self.all}
         self._by_id = {a.id: a for a in self.all}
         self._by_alias = {a.alias: a for a in self.all}
-
-    def by_access_key(self, access_key_id: str) -> Account | None:
-        return self._by_key.get(access_key_id)
 
     def by_id(self, account_id: str) -> Account | None:
         return self._by_id.get(account_id)
