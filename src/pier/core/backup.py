@@ -35,6 +35,7 @@ from typing import Any
 from pier import __version__, digests
 from pier.core.context import Core
 from pier.digests import Hashes
+from pier.files import fsync_dir, write_all
 from pier.storage.blobs import BlobStore
 from pier.storage.metadata import BlobRecord, MetadataStore
 
@@ -111,7 +112,7 @@ def backup(core: Core, dest: Path, open_copy: OpenCopy, files: Sequence[Path], *
     _fsync_tree(dest)
     manifest = {"format": FORMAT, "pier": __version__, "database": DATABASE, "blobs_folder": BLOBS, **asdict(report)}
     _write_new(dest / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode(), 0o600)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return report
 
 
@@ -141,7 +142,7 @@ def restore(src: Path, database: Path, blobs: BlobStore, data_dir: Path, open_co
             raise BackupError(f"{src / MANIFEST} names a file outside the backup: {name!r}")
         _copy_file(src / name, data_dir / name, replace=True)
         report.files.append(name)
-    _fsync_dir(data_dir)
+    fsync_dir(data_dir)
     return report
 
 
@@ -197,7 +198,7 @@ def _back_up_blob(core: Core, record: BlobRecord, target: Path, links: bool, rep
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             for chunk in stored.chunks:
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
                 hashes.update(chunk)
                 written += len(chunk)
             os.fsync(fd)
@@ -237,7 +238,7 @@ def _copy_file(source: Path, target: Path, replace: bool = False) -> None:
     try:
         with open(source, "rb") as reading:
             while chunk := reading.read(CHUNK):
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
         os.fchmod(fd, mode)
         os.fsync(fd)
     finally:
@@ -251,30 +252,13 @@ def _copy_file(source: Path, target: Path, replace: bool = False) -> None:
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError("no room for the bytes written")
-        view = view[written:]
 
 
 def _fsync_tree(root: Path) -> None:
     """Make the folders' entries durable (files were synced as written; hard links are entries)."""
     for folder, _, _ in os.walk(root):
-        _fsync_dir(Path(folder))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(Path(folder))

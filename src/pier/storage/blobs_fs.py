@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from pier import digests
 from pier.digests import Hashes, is_digest, is_upload_id
+from pier.files import fsync_dir, write_all
 from pier.storage.blobs import (
     BlobBytes,
     DigestMismatch,
@@ -88,7 +89,7 @@ class FsBlobWriter:
         final = self._store.path_of(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return digest
 
     def cancel(self) -> None:
@@ -296,7 +297,7 @@ class FsBlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.utime(path)  # published now: GC's grace window starts here, not at the upload's last part
         os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
-        _fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
+        fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
 
     def cancel_upload(self, upload_id: str) -> None:
         self.hashes.pop(upload_id, None)
@@ -429,8 +430,8 @@ class FsBlobStore:
             os.rename(path, target)
         except FileNotFoundError:
             return None
-        _fsync_dir(folder)
-        _fsync_dir(path.parent)
+        fsync_dir(folder)
+        fsync_dir(path.parent)
         return str(target)
 
     def link_blob(self, digest: str, target: Path) -> bool:
@@ -456,7 +457,7 @@ class FsBlobStore:
                 writing.flush()
                 os.fsync(writing.fileno())
         os.replace(staged, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
 
 def _fingerprint(stat: os.stat_result) -> str:
@@ -493,22 +494,6 @@ def _files(folder: Path, directories: bool = False) -> Iterator[tuple[str, float
                 continue
 
 
-def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
-    """Write every byte of data (at `offset`, or where the file stands), or raise. os.write may store fewer
-    bytes than given (a disk that fills up mid-write), which is not an error in Python: the rest is written
-    by the next call, which then fails with ENOSPC if there is no room at all."""
-    view = memoryview(data)
-    while view:
-        if offset is None:
-            written = os.write(fd, view)
-        else:
-            written = os.pwrite(fd, view, offset)
-            offset += written
-        if written <= 0:
-            raise OSError(errno.ENOSPC, "no room for the bytes written")
-        view = view[written:]
-
-
 def _hash_file(path: Path, size: int, algorithm: str) -> str:
     digest = Hashes([algorithm])
     with open(path, "rb") as handle:
@@ -520,11 +505,3 @@ def _hash_file(path: Path, size: int, algorithm: str) -> str:
             digest.update(chunk)
             remaining -= len(chunk)
     return digest.digest(algorithm)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
