@@ -150,7 +150,8 @@ def find_repository(
         if _hidden(caller, row, refusal):
             raise errors.RepositoryNotFound(target, name)
         raise denied(caller, action, repository_arn(row.registry_id, row.name), refusal)
-    pullthrough.refuse_writes(core, target, name, action)
+    if target != caller.account_id:  # the caller's own account was checked before the lookup
+        pullthrough.refuse_writes(core, target, name, action)
     return row
 
 

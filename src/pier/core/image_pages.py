@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from pier import errors
 from pier.core import artifacts, gallery, image_details, limits, manifests
-from pier.core.blobs import check_digest
 from pier.core.context import Core
+from pier.digests import is_digest
 from pier.storage.metadata import ImageDetails, ImageRow
 
 # The org.opencontainers.image.* labels named on the page (others are listed as they are).
@@ -142,7 +142,7 @@ def image_page(core: Core, alias: str, name: str, tag: str | None, digest: str |
     image = None
     if tag is not None and limits.is_image_tag(tag):
         image = core.meta.image_for_page(row.id, tag=tag)
-    elif digest is not None and _is_digest(digest):
+    elif digest is not None and is_digest(digest):
         image = core.meta.image_for_page(row.id, digest=digest)
     if image is None or image.manifest is None:
         raise errors.ImageNotFound(row.registry_id, name, reference)
@@ -204,14 +204,6 @@ def image_page(core: Core, alias: str, name: str, tag: str | None, digest: str |
         ),
         annotations=dict(manifest.annotations),
     )
-
-
-def _is_digest(value: str) -> bool:
-    try:
-        check_digest(value)
-    except errors.PierError:
-        return False
-    return True
 
 
 def _platform(

@@ -300,8 +300,7 @@ class Fetches:
         tasks = [f.task for f in self._running.values() if f.task is not None]
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _explained(failure: BaseException, host: str, digest: str) -> BaseException:
