@@ -181,7 +181,11 @@ class Upstream:
                 if answer.status != 200:
                     detail = f"refused a token for {scope} (HTTP {answer.status}); check the rule's credentials"
                     raise Failed(self.host, Failed.DENIED, detail)
-                body = await answer.content.read(TOKEN_MAX_BYTES + 1)
+                body = bytearray()  # read(n) answers what has arrived: a token may come in several pieces
+                async for piece in answer.content.iter_chunked(64 * 1024):
+                    body += piece
+                    if len(body) > TOKEN_MAX_BYTES:
+                        break
         except TimeoutError:
             raise Failed(self.host, Failed.TIMEOUT, "did not answer a token request in time") from None
         except aiohttp.ClientError as error:
