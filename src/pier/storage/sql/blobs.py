@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from pier.storage import schema
 from pier.storage.metadata import BlobRecord, BlobUse
 from pier.storage.sql.engine import Keep, SqlBase
+from pier.storage.sql.images import _TAGS_OF_IMAGES
 
 _repos = schema.repositories
 _images = schema.images
@@ -250,12 +251,7 @@ class BlobRows(SqlBase):
             tags: dict[int, list[str]] = {}
             image_ids = list({row[1] for row in found})
             for start in range(0, len(image_ids), 500):
-                query = (
-                    select(schema.image_tags.c.image_id, schema.image_tags.c.tag)
-                    .where(schema.image_tags.c.image_id.in_(image_ids[start : start + 500]))
-                    .order_by(schema.image_tags.c.tag)
-                )
-                for image_id, tag in conn.execute(query):
+                for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": image_ids[start : start + 500]}):
                     tags.setdefault(image_id, []).append(tag)
             uses = [
                 BlobUse(blob, repository_id, registry_id, name, image, tuple(tags.get(image_id, ())))

@@ -46,8 +46,8 @@ def details_row(row: RowMapping, prefix: str = "") -> ImageDetails:
     )
 
 
-def image_row(row: RowMapping) -> ImageRow:
-    """An image row without its tags (what these pages need of platform images and referrers)."""
+def image_row(row: RowMapping, tags: tuple[str, ...] = ()) -> ImageRow:
+    """An image row; without its tags unless given (pages need none of platform images and referrers)."""
     return ImageRow(
         id=row["id"],
         repository_id=row["repository_id"],
@@ -58,6 +58,7 @@ def image_row(row: RowMapping) -> ImageRow:
         subject_digest=row["subject_digest"],
         size=row["size"],
         pushed_at=row["pushed_at"],
+        tags=tags,
         manifest=row.get("manifest"),
     )
 

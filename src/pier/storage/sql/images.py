@@ -33,7 +33,7 @@ from pier.storage.metadata import (
     TagRow,
 )
 from pier.storage.sql.engine import WRITE_ATTEMPTS, SqlBase
-from pier.storage.sql.image_details import insert_details
+from pier.storage.sql.image_details import image_row, insert_details
 
 _repos = schema.repositories
 _images = schema.images
@@ -317,19 +317,4 @@ def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, An
     tags: dict[int, list[str]] = {}
     for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
         tags.setdefault(image_id, []).append(tag)
-    return [
-        ImageRow(
-            id=row["id"],
-            repository_id=row["repository_id"],
-            digest=row["digest"],
-            media_type=row["media_type"],
-            artifact_media_type=row["artifact_media_type"],
-            artifact_type=row["artifact_type"],
-            subject_digest=row["subject_digest"],
-            size=row["size"],
-            pushed_at=row["pushed_at"],
-            tags=tuple(tags.get(row["id"], ())),
-            manifest=row.get("manifest"),
-        )
-        for row in rows
-    ]
+    return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]
