@@ -313,5 +313,12 @@ def test_the_server_sweeps_leftovers_when_it_runs_gc(make_server: Any, backend: 
     while any(planter.present(name) for name in names):
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.5)
-    reports = [(int(uploads), int(blobs)) for _, uploads, blobs in REPORT.findall(server.log())]
-    assert (sum(u for u, _ in reports), sum(b for _, b in reports)) == (len(names) - 1, 1)
+
+    def swept() -> tuple[int, int]:
+        reports = [(int(uploads), int(blobs)) for _, uploads, blobs in REPORT.findall(server.log())]
+        return sum(u for u, _ in reports), sum(b for _, b in reports)
+
+    # The report is logged once the pass has ended, a moment after the files went away.
+    while swept() != (len(names) - 1, 1) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert swept() == (len(names) - 1, 1)
