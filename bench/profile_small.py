@@ -1,7 +1,7 @@
 """Where one small read's CPU goes, in process: cProfile around raw ASGI calls to the app (no HTTP parser,
 no sockets: what is left is pier's own Python).
 
-    python bench/profile_small.py [--requests 5000] [--what tag|digest|head|token|login] [--top 30]
+    python bench/profile_small.py [--requests 5000] [--what tag|digest|head|token|login|page] [--top 30]
 
 Starts a real `pier serve` once to push a small image (bench/small.py), stops it, opens the same data
 dir in this process, and calls the app `--requests` times; prints the microseconds per request and the
@@ -11,6 +11,7 @@ top functions by cumulative time.
 from __future__ import annotations
 
 import argparse
+import json
 import asyncio
 import cProfile
 import os
@@ -25,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import ACCOUNT, NAME, Pier
+from run import ACCOUNT, NAME, Pier, fill_images
 from small import MANIFEST_TYPES, anonymous_token, push_small_image
 
 
@@ -78,6 +79,9 @@ async def profile(data_dir: Path, what: str, token: str, digest: str, requests: 
     body = b""
     if what == "login":
         method, path, body, headers = "POST", "/", *signed_login()
+    elif what == "page":
+        page = {"repositoryName": "pages", "maxResults": 100}
+        method, path, body, headers = "POST", "/", *signed_login("DescribeImages", page)
     async with app.router.lifespan_context(app):
         for _ in range(200):
             assert await call(app, method, path, query, headers, body) == 200
@@ -95,29 +99,32 @@ async def profile(data_dir: Path, what: str, token: str, digest: str, requests: 
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
-def signed_login() -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """A SigV4-signed GetAuthorizationToken (valid 15 minutes), as botocore sends it."""
+def signed_login(
+    operation: str = "GetAuthorizationToken", payload: dict[str, Any] | None = None
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A SigV4-signed call (valid 15 minutes), as botocore sends it: GetAuthorizationToken unless told."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    target = "SpencerFrontendService.GetAuthorizationToken"
+    target = f"SpencerFrontendService.{operation}"
+    data = json.dumps(payload or {}).encode()
     request = AWSRequest(
         "POST",
         "http://127.0.0.1:5000/",
-        data=b"{}",
+        data=data,
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target},
     )
     keys = Credentials(ACCOUNT["PIER_ACCESS_KEY_ID"], ACCOUNT["PIER_SECRET_ACCESS_KEY"])
     SigV4Auth(keys, "ecr-public", "us-east-1").add_auth(request)
     headers = [(k.lower().encode(), v.encode()) for k, v in request.headers.items()]
-    return b"{}", [(b"host", b"127.0.0.1:5000"), (b"content-length", b"2"), *headers]
+    return data, [(b"host", b"127.0.0.1:5000"), (b"content-length", str(len(data)).encode()), *headers]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--what", choices=["tag", "digest", "head", "token", "login"], default="tag")
+    parser.add_argument("--what", choices=["tag", "digest", "head", "token", "login", "page"], default="tag")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pier-profile-"))
@@ -127,6 +134,8 @@ def main() -> None:
             digest = push_small_image(pier)
             token = anonymous_token(pier)
             assert token
+            if args.what == "page":
+                fill_images(pier, "pages", 1000)
         finally:
             pier.stop()
         asyncio.run(profile(pier.server.data_dir, args.what, token, digest, args.requests, args.top))
