@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +41,9 @@ _image_tags = schema.image_tags
 _repo_blobs = schema.repository_blobs
 
 _IMAGE_COLUMNS = [c for c in _images.c if c.name != "manifest"]
+# Pages build ImageRow from these columns by position: they must stay in the dataclass's order.
+if [c.name for c in _IMAGE_COLUMNS] != [f.name for f in fields(ImageRow)][: len(_IMAGE_COLUMNS)]:
+    raise RuntimeError("images' columns and ImageRow's fields are in different orders")
 
 # Statements built once (building one cost as much as running it): put_image's, the write every image
 # push ends with, and the lookups every pull makes.
@@ -73,6 +76,20 @@ _TAGGED_IMAGE = select(_image_tags.c.image_id).where(*_TAG_WHERE)
 _INSERT_TAG = insert(_image_tags)
 _MOVE_TAG = update(_image_tags).where(*_TAG_WHERE).values(image_id=bindparam("to_image"), created_at=bindparam("now"))
 _PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
+# A page of a repository's images with their tags, one statement (a snapshot by itself) with no expanding
+# IN list to render per call: the page's images by the (repository_id, id) index, tags by image_id's.
+_PAGE = (
+    select(*_IMAGE_COLUMNS)
+    .where(_images.c.repository_id == bindparam("repository_id"), _images.c.id > bindparam("after_id"))
+    .order_by(_images.c.id)
+    .limit(bindparam("limit"))
+    .subquery("page")
+)
+_PAGE_OF_IMAGES = (
+    select(*(_PAGE.c[c.name] for c in _IMAGE_COLUMNS), _image_tags.c.tag)
+    .select_from(_PAGE.outerjoin(_image_tags, _image_tags.c.image_id == _PAGE.c.id))
+    .order_by(_PAGE.c.id, _image_tags.c.tag)
+)
 _TAGS_OF_IMAGES = (
     select(_image_tags.c.image_id, _image_tags.c.tag)
     .where(_image_tags.c.image_id.in_(bindparam("ids", expanding=True)))
@@ -243,11 +260,23 @@ class ImageRows(SqlBase):
             return image_rows(conn, query)
 
     def list_images(self, repository_id: int, after_id: int | None, limit: int) -> list[ImageRow]:
-        query = select(*_IMAGE_COLUMNS).where(_images.c.repository_id == repository_id)
-        if after_id is not None:
-            query = query.where(_images.c.id > after_id)
-        with self._reading(snapshot=True) as conn:
-            return image_rows(conn, query.order_by(_images.c.id).limit(limit))
+        parameters = {"repository_id": repository_id, "after_id": -1 if after_id is None else after_id, "limit": limit}
+        with self._reading() as conn:
+            rows = conn.execute(_PAGE_OF_IMAGES, parameters).all()
+        # One row per (image, tag), in id order and by tag within an image: grouped in one pass.
+        images: list[ImageRow] = []
+        tags: list[str] = []
+        last: Any = None
+        for row in rows:
+            if last is not None and row[0] != last[0]:
+                images.append(ImageRow(*last[:9], tags=tuple(tags)))
+                tags = []
+            if row[9] is not None:
+                tags.append(row[9])
+            last = row
+        if last is not None:
+            images.append(ImageRow(*last[:9], tags=tuple(tags)))
+        return images
 
     def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
         query = select(_image_tags.c.tag, _image_tags.c.created_at, _image_tags.c.image_id).where(
