@@ -9,10 +9,10 @@ operation. Every response carries x-amzn-RequestId; errors also carry x-amzn-Err
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -227,7 +227,7 @@ def _operation(target: str) -> str:
 
 def _respond(status: int, payload: Any, request_id: str, extra: dict[str, str] | None = None) -> Response:
     headers = {"x-amzn-RequestId": request_id, **(extra or {})}
-    return Response(json.dumps(payload, separators=(",", ":")), status, headers, media_type=CONTENT_TYPE)
+    return Response(orjson.dumps(payload), status, headers, media_type=CONTENT_TYPE)
 
 
 def _error(error: ApiError, request_id: str) -> Response:
