@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from typing import Any
 
 import boto3
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pier.api import sigv4
 from tests.conftest import OWNER, SESSION_TOKEN, TOKEN_ACCOUNT, Account
 from tests.server import PierServer
 from tests.signing import CONTENT_TYPE, TARGET, call, signed_headers
@@ -156,3 +160,25 @@ def test_session_token_required_when_configured(pier: PierServer) -> None:
     good = call(pier.url, TOKEN_ACCOUNT, "DescribeRegistries", token=SESSION_TOKEN)
     assert good.status_code == 200
     assert good.json()["registries"][0]["registryId"] == TOKEN_ACCOUNT.id
+
+
+# The canonical request pier builds itself for API calls must be botocore's, byte for byte, whatever the
+# signed headers are: their case, repeats, inner whitespace, and names signed but absent.
+_header_names = st.sampled_from(["host", "x-amz-date", "x-amz-target", "content-type", "x-amz-content-sha256", "x-b"])
+_header_values = st.text(alphabet=" \tab,;:=/é0", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(_header_names, _header_values, st.booleans()), max_size=8),
+    signed=st.sets(_header_names, min_size=1),
+    method=st.sampled_from(["POST", "post", "GET"]),
+)
+def test_canonical_request_is_botocores(pairs: list[tuple[str, str, bool]], signed: set[str], method: str) -> None:
+    headers = [(name.title() if upper else name, value) for name, value, upper in pairs]
+    body_hash = hashlib.sha256(b"{}").hexdigest()
+    names = sorted(signed)
+    url = "http://127.0.0.1:5000/"
+    assert sigv4.canonical_request(method, url, headers, names, body_hash) == sigv4._botocore_canonical_request(
+        method, url, headers, names, body_hash
+    )

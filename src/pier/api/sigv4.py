@@ -14,6 +14,7 @@ Every failure has its own error code, as AWS answers them:
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import re
@@ -153,6 +154,62 @@ def verify(
             "The provided x-amz-content-sha256 header does not match what was computed.",
         )
 
+    canonical = canonical_request(method, url, headers, signed, body_hash)
+    string_to_sign = "\n".join(
+        (
+            ALGORITHM,
+            stamp,
+            f"{scope_date}/{region}/{SERVICE}/aws4_request",
+            hashlib.sha256(canonical.encode()).hexdigest(),
+        )
+    )
+    key = _signing_key(credential.secret_access_key, scope_date, region)
+    expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), match["signature"].encode()):
+        raise ApiError(
+            "InvalidSignatureException",
+            403,
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.",
+        )
+    return credential
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str) -> bytes:
+    """The key a day's signatures in a region are made with (four HMACs), derived once per (key, day, region)."""
+    key = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
+    for part in (region, SERVICE, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return key
+
+
+def canonical_request(
+    method: str, url: str, headers: Sequence[tuple[str, str]], signed: Sequence[str], body_hash: str
+) -> str:
+    """The canonical request of SigV4, as botocore builds it, over the headers the client signed (whose
+    X-Amz-Content-SHA256, when signed, is the body's hash, already checked against the client's claim).
+
+    API calls are POSTs to "/" without a query, and their canonical request is built here directly
+    (botocore's costs ~200 µs in email.message); any other URL, or header names that are not lowercase,
+    take botocore's own code."""
+    if not url.endswith("/") or url.count("/") != 3 or any(name != name.lower() for name in signed):
+        return _botocore_canonical_request(method, url, headers, signed, body_hash)
+    values: dict[str, list[str]] = {name: [] for name in signed}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in values and lowered != "x-amz-content-sha256":
+            values[lowered].append(" ".join(value.split()))
+    if "x-amz-content-sha256" in values:
+        values["x-amz-content-sha256"].append(body_hash)
+    present = sorted(name for name, found in values.items() if found)
+    lines = "\n".join(f"{name}:{','.join(values[name])}" for name in present) + "\n"
+    return "\n".join((method.upper(), "/", "", lines, ";".join(present), body_hash))
+
+
+def _botocore_canonical_request(
+    method: str, url: str, headers: Sequence[tuple[str, str]], signed: Sequence[str], body_hash: str
+) -> str:
     # botocore takes the payload hash from X-Amz-Content-SHA256 when present, so it never needs (or
     # copies) the body; only the names in SignedHeaders enter the canonical headers.
     request = AWSRequest(
@@ -164,15 +221,5 @@ def verify(
             + [("X-Amz-Content-SHA256", body_hash)]
         ),
     )
-    request.context["timestamp"] = stamp
-    signer = _ClientSignedHeaders(Credentials(access_key, credential.secret_access_key), region, signed)
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected.encode(), match["signature"].encode()):
-        raise ApiError(
-            "InvalidSignatureException",
-            403,
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method.",
-        )
-    return credential
+    signer = _ClientSignedHeaders(Credentials("", ""), "", signed)
+    return str(signer.canonical_request(request))
