@@ -24,9 +24,14 @@ from pier.core import limits, policies, pullthrough
 from pier.core.accounts import registry_arn, repository_arn
 from pier.core.context import Core
 from pier.core.principals import Caller
+from pier.core.reads import remembered
 from pier.storage.metadata import RepositoryRow
 
 SERVICE = "ecr-public"
+# Listings that may name their repository from memory (core/reads.py): they change nothing, so a repository
+# (and its policy) read up to reads.TTL_SECONDS ago by a process on another host is as good as what a read
+# that began a moment earlier would have found. Writes always read it in the store.
+REMEMBERED_LISTINGS = frozenset({"DescribeImages", "DescribeImageTags"})
 
 
 class Refusal(enum.Enum):
@@ -142,7 +147,10 @@ def find_repository(
         raise errors.RepositoryNotFound(registry_id or caller.account_id, name) from None
     if target == caller.account_id:  # another account's caches are refused as its repositories are (not found)
         pullthrough.refuse_writes(core, target, name, action)
-    row = core.meta.get_repository(target, name)
+    if action in REMEMBERED_LISTINGS:
+        row = remembered(core.reads, ("repository-of", target, name), lambda: core.meta.get_repository(target, name))
+    else:
+        row = core.meta.get_repository(target, name)
     if row is None:
         raise errors.RepositoryNotFound(target, name)
     refusal = refusal_for(core, caller, row, action)

@@ -12,7 +12,7 @@ from pier.core import limits
 from pier.core.accounts import Accounts
 from pier.core.downloads import DownloadCounter
 from pier.core.pullthrough import Rules
-from pier.core.reads import Reads
+from pier.core.reads import PAGES_KEPT, Reads
 from pier.core.tokens import TokenSigner
 from pier.core.users import Directory
 from pier.storage.blobs import BlobStore
@@ -80,8 +80,10 @@ class Core:
     locks: KeyedLocks = field(default_factory=lambda: KeyedLocks())
     downloads: DownloadCounter = field(default_factory=lambda: DownloadCounter())
     reads: Reads = field(init=False)  # answers of the hottest reads, kept while no write moved on (core/reads.py)
+    pages: Reads = field(init=False)  # pages of listings (DescribeImages), the same way, fewer of them
     pull_through: Rules = field(default_factory=Rules)  # pull-through cache rules, by account
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.meta.write_generation)
+        self.pages = Reads(self.meta.write_generation, size=PAGES_KEPT)

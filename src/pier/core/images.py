@@ -14,6 +14,7 @@ from pier.core.access import find_repository
 from pier.core.blobs import check_digest
 from pier.core.context import Core
 from pier.core.principals import Caller
+from pier.core.reads import remembered
 from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
 
 
@@ -177,7 +178,12 @@ def describe_images(
     listing = f"images:{repository.id}"
     after = pagination.read_token(core.signer, listing, next_token)
     size = pagination.page_size(max_results)
-    rows = core.meta.list_images(repository.id, int(after) if after else None, size + 1)
+    after_id = int(after) if after else None
+    rows = remembered(
+        core.pages,
+        (listing, after_id, size),
+        lambda: core.meta.list_images(repository.id, after_id, size + 1),
+    )
     return repository, pagination.make_page(core.signer, listing, rows, size, key=lambda row: str(row.id))
 
 

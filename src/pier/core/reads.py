@@ -1,5 +1,6 @@
 """What the hottest reads keep in memory: the repository a name names, and the image (manifest bytes
-included) a tag or digest names, so an anonymous manifest GET answers without a thread hop or a query.
+included) a tag or digest names, so an anonymous manifest GET answers without a thread hop or a query;
+and for the API's listings, the repository a signed call names and a page of DescribeImages.
 
 Correctness first. Each remembered answer carries the write generation (storage/generation.py) read
 before the store was asked, and is used only while the generation has not moved since: any write by any
@@ -9,8 +10,9 @@ moves it once its transaction has ended, so
   process on this host once the write's response has been sent: the generation moved before that;
 - a process on another host (PostgreSQL shared between machines) does not see this host's generation: for
   it an answer is remembered at most TTL_SECONDS after it was read, the bound on how stale it can be.
-Nothing that is missing is remembered (a tag pushed elsewhere is found as soon as it is committed), and at
-most MAX_ENTRIES answers are kept.
+Nothing that is missing is remembered by pulls (a tag pushed elsewhere is found as soon as it is committed),
+and at most MAX_ENTRIES answers are kept. A page of a listing is remembered as it was, empty or not: on
+another host, an image pushed elsewhere may be missing from it for up to TTL_SECONDS (at most PAGES_KEPT).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 TTL_SECONDS = 1.0  # the freshness bound across hosts (README: "Reads from memory")
 MAX_ENTRIES = 4096
+PAGES_KEPT = 64  # a page of 100 images is ~60 KiB in memory: a few MiB at most
 
 
 class Reads:
@@ -75,3 +78,14 @@ def drop_oldest(entries: dict[Any, Any]) -> None:
         entries.pop(next(iter(entries)), None)
     except (StopIteration, RuntimeError):
         entries.clear()
+
+
+def remembered(reads: Reads, key: Hashable, read: Callable[[], Any]) -> Any:
+    """What `read()` answers, from memory while it is valid; read (and remembered unless None) otherwise."""
+    value = reads.get(key)
+    if value is None:
+        started = reads.start()
+        value = read()
+        if value is not None:
+            reads.put(started, key, value)
+    return value
