@@ -32,14 +32,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection
-from run import NAME, Distribution, PeakMemory, Pier, Registry, cpu_seconds, fill_images, install, signed_script
+from harness import (
+    NAME,
+    Distribution,
+    PeakMemory,
+    Pier,
+    Registry,
+    cpu_seconds,
+    fill_images,
+    install,
+    signed_script,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 )
-SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def push_small_image(registry: Registry) -> str:
@@ -92,23 +102,6 @@ def anonymous_token(registry: Registry) -> str | None:
 def lua_headers(path: Path, headers: dict[str, str]) -> Path:
     path.write_text("".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in headers.items()))
     return path
-
-
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
-    if not shutil.which("wrk"):
-        install("wrk")
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    command += ["-s", str(script)] if script else []
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    found = {q: re.search(rf"{q}%\s+([\d.]+)(\w+)", out) for q in ("50", "99")}
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {
-        "rps": float(requests[1]) if requests else 0.0,
-        "p50": float(found["50"][1]) * SCALE[found["50"][2]] if found["50"] else 0.0,
-        "p99": float(found["99"][1]) * SCALE[found["99"][2]] if found["99"] else 0.0,
-        "errors": float(errors[1]) if errors else 0.0,
-    }
 
 
 def ab_head(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, float]:
