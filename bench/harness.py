@@ -58,9 +58,16 @@ class Registry:
 class Pier(Registry):
     name = "pier"
 
-    def __init__(self, root: Path, workers: int = 1) -> None:
-        env = {**ACCOUNT, "PIER_LOG_LEVEL": "warning", "PIER_WORKERS": str(workers)}
-        self.server = PierServer(root / f"pier-{workers}", None, env).start()
+    def __init__(self, root: Path, workers: int | str | None = None) -> None:
+        """`workers` as `pier serve --workers` takes it (a number or "auto"); None for the default
+        `pier serve`: no flag and no PIER_WORKERS (not even one inherited from the shell)."""
+        env = {**ACCOUNT, "PIER_LOG_LEVEL": "warning"}
+        if workers is None:
+            os.environ.pop("PIER_WORKERS", None)  # PierServer starts pier with this environment and `env`
+        else:
+            env["PIER_WORKERS"] = str(workers)
+        self.label = "pier (default)" if workers is None else f"pier --workers {workers}"
+        self.server = PierServer(root / f"pier-{workers or 'default'}", None, env).start()
         self.port, self.url, self.host = self.server.port, self.server.url, "127.0.0.1"
         import boto3
 
