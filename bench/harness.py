@@ -43,6 +43,7 @@ ACCOUNT = {
 
 class Registry:
     name = ""
+    label = ""  # the server as a report names it
     url = ""
     host = ""
     port = 0
@@ -95,7 +96,7 @@ class Pier(Registry):
 
 
 class Distribution(Registry):
-    name = "distribution"
+    name = label = "distribution"
 
     def __init__(self, root: Path) -> None:
         if not shutil.which("docker-registry"):

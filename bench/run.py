@@ -1,6 +1,7 @@
 """pier beside CNCF distribution: one client, one machine, one disk. Writes bench/results.md and results.png.
 
-    python bench/run.py [--repeat 3] [--seconds 30] [--big-mib 1024]
+    python bench/run.py [--repeat 3] [--seconds 30] [--big-mib 1024] [--only small] [--small-seconds N]
+                        [--connections 64] [--output bench/results.md]
 
 Installs Debian's docker-registry (distribution 2.8) and wrk when missing, starts both registries on
 loopback with their storage on the same disk, and measures:
@@ -10,6 +11,14 @@ loopback with their storage on the same disk, and measures:
   7. pier only: signed API calls/s, and DescribeImages page latency with 1,000 and 100,000 images
 and beside them the physical limits: sha256 on one core, loopback sendfile, durable disk writes, and
 the client's own ceiling against a trivial sink. Each figure is the median of --repeat runs.
+
+Then small requests (bench/small.py's workloads, one run of --small-seconds each, 64 connections): anonymous
+manifest GET by tag, by digest and HEAD by tag (wrk with a Lua script for the bearer token and Accept
+lines; ab for HEAD), and on pier GET /token, a signed GetAuthorizationToken and a signed DescribeImages
+page of 100 images, on distribution, the default `pier serve` (no --workers flag) and `--workers 1`, each
+server started afresh: req/s, p50/p99, errors, server CPU per request and peak RSS of the process tree.
+`--only small` runs that section alone and writes a report with only its table (give --output to keep
+bench/results.md).
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection, Sink
 from harness import MIB, NAME, Distribution, PeakMemory, Pier, Registry, cpu_seconds, fill_images, signed_script, wrk
+from small import Table, measure_servers
+from small import report as small_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -320,35 +331,56 @@ def measure_workers(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=30, help="length of the 16-client workload")
+    parser.add_argument("--seconds", type=int, default=30, help="length of the 16-client workload, in seconds")
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--images", type=int, default=100_000, help="images in the big DescribeImages repository")
+    parser.add_argument("--only", choices=["small"], help="run only this section (small: the small requests)")
+    parser.add_argument(
+        "--small-seconds", type=int, help="length of each small-request workload (default: --seconds, at most 10)"
+    )
+    parser.add_argument("--connections", type=int, default=64, help="connections of the small-request workloads")
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "results.md", help="the report (the chart goes beside it)"
+    )
     args = parser.parse_args()
+    args.small_seconds = args.small_seconds or min(args.seconds, 10)
     root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))  # the same disk for both
-    results: dict[str, dict[str, float]] = {"pier": {}, "distribution": {}}
+    results: dict[str, dict[str, float]] = {}
     limits: dict[str, float] = {}
+    small: Table = {}
     try:
-        big = Blob(root / "big.bin", args.big_mib)
-        medium = Blob(root / "medium.bin", 100)
-        limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
-        limits["loopback sendfile (MiB/s)"] = median_of(args.repeat, lambda _: sendfile_mib_s(big))
-        limits["disk, durable write (MiB/s)"] = median_of(args.repeat, lambda _: disk_mib_s(root))
-        limits["client pull ceiling (MiB/s)"] = median_of(args.repeat, lambda _: client_pull_ceiling())
-        limits["client 16-client image ops ceiling (ops/s)"] = client_ops_ceiling(16, min(args.seconds, 10))
-        for make in (Pier, Distribution):
-            registry = make(root)
-            print(f"-- {registry.name}", flush=True)
-            try:
-                results[registry.name] = measure(registry, big, medium, root, args)
-            finally:
-                registry.stop()
-        workers = os.cpu_count() or 1
-        if workers > 1:
-            print(f"-- pier --workers {workers}", flush=True)
-            measure_workers(Pier(root, workers), workers, results, root, args)
+        if args.only != "small":
+            measure_big(root, results, limits, args)
+        (root / "small").mkdir()  # its own servers' data, beside the ones above
+        small = measure_servers(root / "small", args.small_seconds, args.connections, ["default", "1"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    write_report(results, limits, args)
+    write_report(results, limits, small, args)
+
+
+def measure_big(
+    root: Path, results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace
+) -> None:
+    """The physical limits, then every workload of the docstring's list on pier (the default `pier serve`)
+    and distribution, then the workloads that wait on Python with one pier process per core."""
+    big = Blob(root / "big.bin", args.big_mib)
+    medium = Blob(root / "medium.bin", 100)
+    limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
+    limits["loopback sendfile (MiB/s)"] = median_of(args.repeat, lambda _: sendfile_mib_s(big))
+    limits["disk, durable write (MiB/s)"] = median_of(args.repeat, lambda _: disk_mib_s(root))
+    limits["client pull ceiling (MiB/s)"] = median_of(args.repeat, lambda _: client_pull_ceiling())
+    limits["client 16-client image ops ceiling (ops/s)"] = client_ops_ceiling(16, min(args.seconds, 10))
+    for make in (Pier, Distribution):
+        registry = make(root)
+        print(f"-- {registry.name}", flush=True)
+        try:
+            results[registry.name] = measure(registry, big, medium, root, args)
+        finally:
+            registry.stop()
+    workers = os.cpu_count() or 1
+    if workers > 1:
+        print(f"-- pier --workers {workers}", flush=True)
+        measure_workers(Pier(root, workers), workers, results, root, args)
 
 
 def versions() -> dict[str, str]:
@@ -373,37 +405,54 @@ def versions() -> dict[str, str]:
     }
 
 
-def write_report(results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace) -> None:
-    pier, dist = results["pier"], results["distribution"]
+def write_report(
+    results: dict[str, dict[str, float]], limits: dict[str, float], small: Table, args: argparse.Namespace
+) -> None:
+    """The report at --output (and the chart beside it): the sections that ran, then bench/notes.md after a
+    full run (its reading is of the whole report)."""
+    command = "python bench/run.py" + (f" --only {args.only}" if args.only else "")
     lines = [
         f"# pier beside CNCF distribution ({datetime.date.today()})",
         "",
-        "Measured by `python bench/run.py` on one machine: both registries on loopback, storage on the same "
-        f"disk, one client. Medians of {args.repeat} runs; the big blob is {args.big_mib} MiB.",
+        f"Measured by `{command}` on one machine: both registries on loopback, storage on the same disk, "
+        "one client." + ("" if args.only else f" Medians of {args.repeat} runs; the big blob is {args.big_mib} MiB."),
         "",
         "| | " + " | ".join(f"{k}: {v}" for k, v in versions().items()) + " |",
         "|---|" + "---|" * len(versions()),
-        "",
-        "## Physical limits",
-        "",
-        "| limit | value |",
-        "|---|---|",
     ]
-    lines += [f"| {k} | {v:,.0f} |" for k, v in limits.items()]
-    lines += ["", "## Workloads", "", "| figure | pier | distribution | pier / distribution |", "|---|---|---|---|"]
-    for key in pier:
-        theirs = dist.get(key)
-        ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
-        lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    if results:
+        pier, dist = results["pier"], results["distribution"]
+        lines += ["", "## Physical limits", "", "| limit | value |", "|---|---|"]
+        lines += [f"| {k} | {v:,.0f} |" for k, v in limits.items()]
+        lines += ["", "## Workloads", "", "| figure | pier | distribution | pier / distribution |", "|---|---|---|---|"]
+        for key in pier:
+            theirs = dist.get(key)
+            ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
+            lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    if small:
+        lines += [
+            "",
+            "## Small requests",
+            "",
+            f"One run of {args.small_seconds} s per workload, {args.connections} connections (wrk -t2 with Lua "
+            "scripts for the anonymous bearer token and docker's Accept lines; ab -k for HEAD, in whole "
+            "milliseconds), one small image tagged `latest`; each server started afresh. `pier (default)` is "
+            "`pier serve` with no --workers flag. Server CPU is the whole process tree's user + system time over "
+            "the requests answered; errors are non-2xx answers and socket errors; the peak RSS is the tree's, "
+            "over all its workloads.",
+            "",
+            small_report(small),
+        ]
     notes = HERE / "notes.md"  # the hand-written reading of the figures: targets, causes, what would help
-    if notes.exists():
+    if results and notes.exists():
         lines += ["", notes.read_text().rstrip()]
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    chart(pier, dist)
+    if results:
+        chart(results["pier"], results["distribution"], args.output.with_suffix(".png"))
 
 
-def chart(pier: dict[str, float], dist: dict[str, float]) -> None:
+def chart(pier: dict[str, float], dist: dict[str, float], path: Path) -> None:
     try:
         import matplotlib
 
@@ -425,7 +474,7 @@ def chart(pier: dict[str, float], dist: dict[str, float]) -> None:
     axis.set_xlabel("higher is better (log scale)")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(HERE / "results.png", dpi=110)
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

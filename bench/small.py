@@ -53,6 +53,7 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 )
 RSS = "peak RSS of the process tree (MiB)"
+Table = dict[str, dict[str, dict[str, float]]]  # server -> workload -> figure -> value
 
 
 def push_small_image(registry: Registry) -> str:
@@ -179,26 +180,32 @@ def main() -> None:
     parser.add_argument("--skip-distribution", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))
-    table: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        if not args.skip_distribution:
-            distribution = Distribution(root)
-            try:
-                table["distribution"] = measure(distribution, root, args.seconds, args.connections)
-            finally:
-                distribution.stop()
-        for workers in args.workers:
-            pier = Pier(root, None if workers == "default" else workers)
-            try:
-                table[pier.label] = measure(pier, root, args.seconds, args.connections)
-            finally:
-                pier.stop()
+        table = measure_servers(root, args.seconds, args.connections, args.workers, not args.skip_distribution)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(report(table))
 
 
-def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
+def measure_servers(root: Path, seconds: int, connections: int, workers: list[str], distribution: bool = True) -> Table:
+    """Every workload on distribution (unless told not to), then on pier once per --workers value
+    ("default": no flag), each server started afresh under `root` and stopped after."""
+    table: Table = {}
+    for which in (["distribution"] if distribution else []) + workers:
+        registry: Registry
+        if which == "distribution":
+            registry = Distribution(root)
+        else:
+            registry = Pier(root, None if which == "default" else which)
+        print(f"-- small requests: {registry.label}", flush=True)
+        try:
+            table[registry.label] = measure(registry, root, seconds, connections)
+        finally:
+            registry.stop()
+    return table
+
+
+def report(table: Table) -> str:
     dist = table.get("distribution", {})
     lines = [
         "| workload | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | req/s vs dist | p99 vs dist |",
@@ -215,7 +222,7 @@ def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
             tail = f"{figure['p99'] / theirs['p99']:.2f}x" if theirs and theirs["p99"] else ""
             lines.append(
                 f"| {workload} | {server} | {figure['rps']:,.0f} | {figure['p50']:.2f} | {figure['p99']:.2f} | "
-                f"{figure['errors']:.0f} | {figure.get('cpu_us', 0):.0f} | {speed} | {tail} |"
+                f"{figure['errors']:.0f} | {figure.get('cpu_us', 0):,.0f} | {speed} | {tail} |"
             )
     for server, results in table.items():
         rss, processes = results[RSS]["value"], results[RSS]["processes"]
