@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
 from client import Connection
-from run import cpu_seconds, wrk
+from harness import cpu_seconds, wrk
 
 from tests.images import OCI_MANIFEST, digest_of, push_image
 from tests.server import PierServer

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.run import cpu_seconds, wrk
+from bench.harness import cpu_seconds, wrk
 from tests.conftest import OWNER, client, owner_env
 from tests.images import OCI_MANIFEST, push_image
 from tests.server import free_port
@@ -169,7 +169,7 @@ def main() -> None:
     print(f"anonymous manifest GET, wrk -t2 -c8, {args.seconds} s x {args.rounds} rounds (medians)")
     for name, rounds in results.items():
         rps = statistics.median(r["rps"] for r in rounds)
-        p50 = statistics.median(r["p50_ms"] for r in rounds)
+        p50 = statistics.median(r["p50"] for r in rounds)
         cpu = statistics.median(r["cpu_us"] for r in rounds)
         print(f"  {name:16} {rps:8.0f} requests/s   p50 {p50:6.2f} ms   pier CPU {cpu:6.0f} us/request")
     print("the middleware alone, in process (CPU time, fastest of 7 rounds of 1,000)")

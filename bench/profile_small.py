@@ -11,9 +11,9 @@ top functions by cumulative time.
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import shutil
@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import ACCOUNT, NAME, Pier, fill_images
+from harness import ACCOUNT, NAME, Pier, fill_images
 from small import MANIFEST_TYPES, anonymous_token, push_small_image
 
 

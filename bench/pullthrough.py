@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection
-from run import ACCOUNT, Distribution, cpu_seconds, install
+from harness import ACCOUNT, Distribution, cpu_seconds, install
 
 from tests.server import PierServer
 

@@ -1,6 +1,7 @@
 """pier beside CNCF distribution: one client, one machine, one disk. Writes bench/results.md and results.png.
 
-    python bench/run.py [--repeat 3] [--seconds 30] [--big-mib 1024]
+    python bench/run.py [--repeat 3] [--seconds 30] [--big-mib 1024] [--only small] [--small-seconds N]
+                        [--connections 64] [--output bench/results.md]
 
 Installs Debian's docker-registry (distribution 2.8) and wrk when missing, starts both registries on
 loopback with their storage on the same disk, and measures:
@@ -10,18 +11,24 @@ loopback with their storage on the same disk, and measures:
   7. pier only: signed API calls/s, and DescribeImages page latency with 1,000 and 100,000 images
 and beside them the physical limits: sha256 on one core, loopback sendfile, durable disk writes, and
 the client's own ceiling against a trivial sink. Each figure is the median of --repeat runs.
+
+Then small requests (bench/small.py's workloads, one run of --small-seconds each, 64 connections): anonymous
+manifest GET by tag, by digest and HEAD by tag (wrk with a Lua script for the bearer token and Accept
+lines; ab for HEAD), and on pier GET /token, a signed GetAuthorizationToken and a signed DescribeImages
+page of 100 images, on distribution, the default `pier serve` (no --workers flag) and `--workers 1`, each
+server started afresh: req/s, p50/p99, errors, server CPU per request and peak RSS of the process tree.
+`--only small` runs that section alone and writes a report with only its table (give --output to keep
+bench/results.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,181 +38,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection, Sink
+from harness import MIB, NAME, Distribution, PeakMemory, Pier, Registry, cpu_seconds, fill_images, signed_script, wrk
+from small import Table, measure_servers
+from small import report as small_report
 
-from tests.server import PierServer, free_port
-
-MIB = 1024 * 1024
-NAME = "pierbench/bench"
-ACCOUNT = {
-    "PIER_ACCOUNT_ID": "123456789012",
-    "PIER_ALIAS": "pierbench",
-    "PIER_ACCESS_KEY_ID": "AKIABENCH",
-    "PIER_SECRET_ACCESS_KEY": "bench-secret-0123456789abcdef",
-}
 HERE = Path(__file__).resolve().parent
-
-
-# ---------------------------------------------------------------- the servers
-
-
-class Registry:
-    name = ""
-    url = ""
-    host = ""
-    port = 0
-    auth: dict[str, str] = {}
-
-    def pid(self) -> int:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-
-class Pier(Registry):
-    name = "pier"
-
-    def __init__(self, root: Path, workers: int = 1) -> None:
-        env = {**ACCOUNT, "PIER_LOG_LEVEL": "warning", "PIER_WORKERS": str(workers)}
-        self.server = PierServer(root / f"pier-{workers}", None, env).start()
-        self.port, self.url, self.host = self.server.port, self.server.url, "127.0.0.1"
-        import boto3
-
-        self.ecr = boto3.client(
-            "ecr-public",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=ACCOUNT["PIER_ACCESS_KEY_ID"],
-            aws_secret_access_key=ACCOUNT["PIER_SECRET_ACCESS_KEY"],
-        )
-        self.ecr.create_repository(repositoryName="bench")
-        token = self.ecr.get_authorization_token()["authorizationData"]["authorizationToken"]
-        basic = base64.b64encode(base64.b64decode(token)).decode()
-        reply = Connection("127.0.0.1", self.port).request(
-            "GET", "/token", {"Authorization": f"Basic {basic}"}, keep_body=True
-        )
-        self.auth = {"Authorization": "Bearer " + json.loads(reply.body)["token"]}
-
-    def pid(self) -> int:
-        assert self.server.process is not None
-        return self.server.process.pid
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-class Distribution(Registry):
-    name = "distribution"
-
-    def __init__(self, root: Path) -> None:
-        if not shutil.which("docker-registry"):
-            install("docker-registry")
-        self.port, self.host = free_port(), "127.0.0.1"
-        self.url = f"http://127.0.0.1:{self.port}"
-        storage = root / "distribution"
-        storage.mkdir()
-        config = root / "distribution.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-            f"  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:{self.port}\n"
-        )
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if Connection(self.host, self.port).request("GET", "/v2/").status == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("docker-registry did not start")
-
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
-def install(*packages: str) -> None:
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-qq", *packages],
-        check=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
-
-
-# ---------------------------------------------------------------- measuring
-
-
-def tree(pid: int) -> list[int]:
-    pids, parents = [pid], {}
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("PPid:"):
-                    parents[int(status.parent.name)] = int(line.split()[1])
-        except OSError:
-            pass
-    for child, parent in parents.items():
-        if parent in pids and child not in pids:
-            pids.append(child)
-    return pids
-
-
-def rss_mib(pid: int) -> float:
-    total = 0
-    for each in tree(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for each in tree(pid):
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
-
-
-class PeakMemory:
-    """Samples the process tree's resident memory every 50 ms while in use."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mib(self.pid))
-            time.sleep(0.05)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def median_of(repeat: int, run: Callable[[int], float]) -> float:
@@ -351,101 +193,10 @@ def image_ops(registry: Registry, clients: int, seconds: float) -> tuple[float, 
     return len(latencies) / elapsed, p(0.50), p(0.99)
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
-    if not shutil.which("wrk"):
-        install("wrk")
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if script:
-        command += ["-s", str(script)]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    units = {"B": 1 / MIB, "KB": 1 / 1024, "MB": 1, "GB": 1024}
-    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"50%\s+([\d.]+)(\w+)", out)
-    scale = {"us": 0.001, "ms": 1, "s": 1000}
-    return {
-        "mib_s": float(transfer[1]) * units[transfer[2]] if transfer else 0.0,
-        "rps": float(requests[1]) if requests else 0.0,
-        "p50_ms": float(p50[1]) * scale[p50[2]] if p50 else 0.0,
-    }
-
-
 def pull_concurrently(registry: Registry, digest: str, seconds: int) -> tuple[float, float]:
     with PeakMemory(registry.pid()) as memory:
         result = wrk(f"{registry.url}/v2/{NAME}/blobs/{digest}", 64, seconds)
     return result["mib_s"], memory.peak
-
-
-# ---------------------------------------------------------------- pier's API
-
-
-def signed_script(pier: Pier, operation: str, payload: dict[str, Any], path: Path) -> Path:
-    """A wrk script replaying one SigV4-signed request (valid for 15 minutes, which is enough)."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    body = json.dumps(payload)
-    request = AWSRequest(
-        "POST",
-        pier.url + "/",
-        data=body.encode(),
-        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"SpencerFrontendService.{operation}"},
-    )
-    SigV4Auth(
-        Credentials(ACCOUNT["PIER_ACCESS_KEY_ID"], ACCOUNT["PIER_SECRET_ACCESS_KEY"]), "ecr-public", "us-east-1"
-    ).add_auth(request)
-    headers = "".join(f'wrk.headers["{k}"] = {json.dumps(v)}\n' for k, v in request.headers.items())
-    path.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}')
-    return path
-
-
-def fill_images(pier: Pier, repository: str, count: int) -> None:
-    """Put `count` images straight into pier's metadata (bulk SQL: the bench is about reading pages)."""
-    from sqlalchemy import create_engine, insert, select
-
-    from pier.storage import schema
-
-    pier.ecr.create_repository(repositoryName=repository)
-    engine = create_engine(f"sqlite:///{pier.server.data_dir / 'pier.db'}", connect_args={"timeout": 60})
-    with engine.begin() as conn:
-        repo_id = conn.execute(
-            select(schema.repositories.c.id).where(schema.repositories.c.name == repository)
-        ).scalar_one()
-        now = time.time()
-        for start in range(0, count, 10_000):
-            rows = [
-                {
-                    "repository_id": repo_id,
-                    "digest": "sha256:" + hashlib.sha256(f"{repository}{i}".encode()).hexdigest(),
-                    "manifest": b"{}",
-                    "media_type": "application/vnd.oci.image.manifest.v1+json",
-                    "artifact_media_type": "application/vnd.oci.image.config.v1+json",
-                    "artifact_type": None,
-                    "subject_digest": None,
-                    "size": 1000 + i,
-                    "pushed_at": now + i,
-                }
-                for i in range(start, min(count, start + 10_000))
-            ]
-            conn.execute(insert(schema.images), rows)
-            tags = (
-                conn.execute(
-                    select(schema.images.c.id).where(
-                        schema.images.c.repository_id == repo_id, schema.images.c.size >= 1000 + start
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            conn.execute(
-                insert(schema.image_tags),
-                [
-                    {"repository_id": repo_id, "tag": f"t{image_id}", "image_id": image_id, "created_at": now}
-                    for image_id in tags
-                ],
-            )
-    engine.dispose()
 
 
 def page_latency(pier: Pier, repository: str, samples: int = 30) -> tuple[float, float]:
@@ -580,35 +331,56 @@ def measure_workers(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=30, help="length of the 16-client workload")
+    parser.add_argument("--seconds", type=int, default=30, help="length of the 16-client workload, in seconds")
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--images", type=int, default=100_000, help="images in the big DescribeImages repository")
+    parser.add_argument("--only", choices=["small"], help="run only this section (small: the small requests)")
+    parser.add_argument(
+        "--small-seconds", type=int, help="length of each small-request workload (default: --seconds, at most 10)"
+    )
+    parser.add_argument("--connections", type=int, default=64, help="connections of the small-request workloads")
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "results.md", help="the report (the chart goes beside it)"
+    )
     args = parser.parse_args()
+    args.small_seconds = args.small_seconds or min(args.seconds, 10)
     root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))  # the same disk for both
-    results: dict[str, dict[str, float]] = {"pier": {}, "distribution": {}}
+    results: dict[str, dict[str, float]] = {}
     limits: dict[str, float] = {}
+    small: Table = {}
     try:
-        big = Blob(root / "big.bin", args.big_mib)
-        medium = Blob(root / "medium.bin", 100)
-        limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
-        limits["loopback sendfile (MiB/s)"] = median_of(args.repeat, lambda _: sendfile_mib_s(big))
-        limits["disk, durable write (MiB/s)"] = median_of(args.repeat, lambda _: disk_mib_s(root))
-        limits["client pull ceiling (MiB/s)"] = median_of(args.repeat, lambda _: client_pull_ceiling())
-        limits["client 16-client image ops ceiling (ops/s)"] = client_ops_ceiling(16, min(args.seconds, 10))
-        for make in (Pier, Distribution):
-            registry = make(root)
-            print(f"-- {registry.name}", flush=True)
-            try:
-                results[registry.name] = measure(registry, big, medium, root, args)
-            finally:
-                registry.stop()
-        workers = os.cpu_count() or 1
-        if workers > 1:
-            print(f"-- pier --workers {workers}", flush=True)
-            measure_workers(Pier(root, workers), workers, results, root, args)
+        if args.only != "small":
+            measure_big(root, results, limits, args)
+        (root / "small").mkdir()  # its own servers' data, beside the ones above
+        small = measure_servers(root / "small", args.small_seconds, args.connections, ["default", "1"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    write_report(results, limits, args)
+    write_report(results, limits, small, args)
+
+
+def measure_big(
+    root: Path, results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace
+) -> None:
+    """The physical limits, then every workload of the docstring's list on pier (the default `pier serve`)
+    and distribution, then the workloads that wait on Python with one pier process per core."""
+    big = Blob(root / "big.bin", args.big_mib)
+    medium = Blob(root / "medium.bin", 100)
+    limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
+    limits["loopback sendfile (MiB/s)"] = median_of(args.repeat, lambda _: sendfile_mib_s(big))
+    limits["disk, durable write (MiB/s)"] = median_of(args.repeat, lambda _: disk_mib_s(root))
+    limits["client pull ceiling (MiB/s)"] = median_of(args.repeat, lambda _: client_pull_ceiling())
+    limits["client 16-client image ops ceiling (ops/s)"] = client_ops_ceiling(16, min(args.seconds, 10))
+    for make in (Pier, Distribution):
+        registry = make(root)
+        print(f"-- {registry.name}", flush=True)
+        try:
+            results[registry.name] = measure(registry, big, medium, root, args)
+        finally:
+            registry.stop()
+    workers = os.cpu_count() or 1
+    if workers > 1:
+        print(f"-- pier --workers {workers}", flush=True)
+        measure_workers(Pier(root, workers), workers, results, root, args)
 
 
 def versions() -> dict[str, str]:
@@ -633,37 +405,54 @@ def versions() -> dict[str, str]:
     }
 
 
-def write_report(results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace) -> None:
-    pier, dist = results["pier"], results["distribution"]
+def write_report(
+    results: dict[str, dict[str, float]], limits: dict[str, float], small: Table, args: argparse.Namespace
+) -> None:
+    """The report at --output (and the chart beside it): the sections that ran, then bench/notes.md after a
+    full run (its reading is of the whole report)."""
+    command = "python bench/run.py" + (f" --only {args.only}" if args.only else "")
     lines = [
         f"# pier beside CNCF distribution ({datetime.date.today()})",
         "",
-        "Measured by `python bench/run.py` on one machine: both registries on loopback, storage on the same "
-        f"disk, one client. Medians of {args.repeat} runs; the big blob is {args.big_mib} MiB.",
+        f"Measured by `{command}` on one machine: both registries on loopback, storage on the same disk, "
+        "one client." + ("" if args.only else f" Medians of {args.repeat} runs; the big blob is {args.big_mib} MiB."),
         "",
         "| | " + " | ".join(f"{k}: {v}" for k, v in versions().items()) + " |",
         "|---|" + "---|" * len(versions()),
-        "",
-        "## Physical limits",
-        "",
-        "| limit | value |",
-        "|---|---|",
     ]
-    lines += [f"| {k} | {v:,.0f} |" for k, v in limits.items()]
-    lines += ["", "## Workloads", "", "| figure | pier | distribution | pier / distribution |", "|---|---|---|---|"]
-    for key in pier:
-        theirs = dist.get(key)
-        ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
-        lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    if results:
+        pier, dist = results["pier"], results["distribution"]
+        lines += ["", "## Physical limits", "", "| limit | value |", "|---|---|"]
+        lines += [f"| {k} | {v:,.0f} |" for k, v in limits.items()]
+        lines += ["", "## Workloads", "", "| figure | pier | distribution | pier / distribution |", "|---|---|---|---|"]
+        for key in pier:
+            theirs = dist.get(key)
+            ratio = f"{pier[key] / theirs:.2f}x" if theirs else ""
+            lines.append(f"| {key} | {pier[key]:,.1f} | {'' if theirs is None else f'{theirs:,.1f}'} | {ratio} |")
+    if small:
+        lines += [
+            "",
+            "## Small requests",
+            "",
+            f"One run of {args.small_seconds} s per workload, {args.connections} connections (wrk -t2 with Lua "
+            "scripts for the anonymous bearer token and docker's Accept lines; ab -k for HEAD, in whole "
+            "milliseconds), one small image tagged `latest`; each server started afresh. `pier (default)` is "
+            "`pier serve` with no --workers flag. Server CPU is the whole process tree's user + system time over "
+            "the requests answered; errors are non-2xx answers and socket errors; the peak RSS is the tree's, "
+            "over all its workloads.",
+            "",
+            small_report(small),
+        ]
     notes = HERE / "notes.md"  # the hand-written reading of the figures: targets, causes, what would help
-    if notes.exists():
+    if results and notes.exists():
         lines += ["", notes.read_text().rstrip()]
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    chart(pier, dist)
+    if results:
+        chart(results["pier"], results["distribution"], args.output.with_suffix(".png"))
 
 
-def chart(pier: dict[str, float], dist: dict[str, float]) -> None:
+def chart(pier: dict[str, float], dist: dict[str, float], path: Path) -> None:
     try:
         import matplotlib
 
@@ -685,7 +474,7 @@ def chart(pier: dict[str, float], dist: dict[str, float]) -> None:
     axis.set_xlabel("higher is better (log scale)")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(HERE / "results.png", dpi=110)
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

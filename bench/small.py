@@ -1,18 +1,19 @@
 """Small requests, where registries spend their life: manifest reads, tokens, DescribeImages pages.
 
-    python bench/small.py [--seconds 10] [--connections 64] [--skip-distribution] [--workers auto 1]
+    python bench/small.py [--seconds 10] [--connections 64] [--skip-distribution] [--workers default 1]
 
-Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `auto`, one per usable
-core; `1`, what a plain `pier serve` does) on loopback, pushes one small image tagged `latest` into each,
-and measures with 64 connections (wrk, Lua scripts for the headers; ab for HEAD, which wrk cannot time
-when the answer announces a body):
+Starts distribution 2.8 (Debian's docker-registry) and pier (once per --workers value: `default`, a plain
+`pier serve` with no --workers flag, whatever its default is; `1`, `2`, `auto`: `pier serve --workers N`)
+on loopback, pushes one small image tagged `latest` into each, and measures with 64 connections (wrk, Lua
+scripts for the headers; ab for HEAD, which wrk cannot time when the answer announces a body):
   anonymous manifest GET by tag, by digest, and HEAD by tag, each with a valid anonymous bearer token
   and the Accept lines docker sends;
   pier only: GET /token for an anonymous pull token, a signed GetAuthorizationToken, a signed
   DescribeImages page of 100 images;
-with requests/s, p50 and p99, the server's CPU time per request (its whole process tree), and the peak
-resident memory of each server's process tree. Prints a
-table, and the ratio of each pier figure to distribution's. bench/run.py includes these workloads.
+with requests/s, p50 and p99, errors, the server's CPU time per request (its whole process tree), and
+the peak resident memory of each server's process tree. Prints a table, and the ratio of each pier
+figure to distribution's. `bench/run.py` runs the same workloads (`--only small` for them alone) and
+writes the table into bench/results.md.
 """
 
 from __future__ import annotations
@@ -32,14 +33,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from client import Connection
-from run import NAME, Distribution, PeakMemory, Pier, Registry, cpu_seconds, fill_images, install, signed_script
+from harness import (
+    NAME,
+    Distribution,
+    PeakMemory,
+    Pier,
+    Registry,
+    cpu_seconds,
+    fill_images,
+    install,
+    signed_script,
+    tree,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
 )
-SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+RSS = "peak RSS of the process tree (MiB)"
+Table = dict[str, dict[str, dict[str, float]]]  # server -> workload -> figure -> value
 
 
 def push_small_image(registry: Registry) -> str:
@@ -94,25 +108,9 @@ def lua_headers(path: Path, headers: dict[str, str]) -> Path:
     return path
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict[str, float]:
-    if not shutil.which("wrk"):
-        install("wrk")
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    command += ["-s", str(script)] if script else []
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    found = {q: re.search(rf"{q}%\s+([\d.]+)(\w+)", out) for q in ("50", "99")}
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return {
-        "rps": float(requests[1]) if requests else 0.0,
-        "p50": float(found["50"][1]) * SCALE[found["50"][2]] if found["50"] else 0.0,
-        "p99": float(found["99"][1]) * SCALE[found["99"][2]] if found["99"] else 0.0,
-        "errors": float(errors[1]) if errors else 0.0,
-    }
-
-
 def ab_head(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, float]:
-    """HEAD requests with ApacheBench (keep-alive), which reads a HEAD answer without waiting for a body."""
+    """HEAD requests with ApacheBench (keep-alive), which reads a HEAD answer without waiting for a body.
+    Its errors are its failed requests (connect, receive, length, exceptions) and non-2xx answers."""
     if not shutil.which("ab"):
         install("apache2-utils")
     command = ["ab", "-i", "-k", "-q", "-c", str(connections), "-t", str(seconds), "-n", "10000000"]
@@ -120,13 +118,14 @@ def ab_head(url: str, connections: int, seconds: int, headers: dict[str, str]) -
         command += ["-H", f"{key}: {value}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=False).stdout
     requests = re.search(r"Requests per second:\s+([\d.]+)", out)
-    failed = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    failed = re.search(r"Failed requests:\s+(\d+)", out)
+    non_2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
     p50, p99 = re.search(r"\s50%\s+(\d+)", out), re.search(r"\s99%\s+(\d+)", out)
     return {
         "rps": float(requests[1]) if requests else 0.0,
         "p50": float(p50[1]) if p50 else 0.0,  # ab reports whole milliseconds
         "p99": float(p99[1]) if p99 else 0.0,
-        "errors": float(failed[1]) if failed else 0.0,
+        "errors": (float(failed[1]) if failed else 0.0) + (float(non_2xx[1]) if non_2xx else 0.0),
     }
 
 
@@ -164,7 +163,7 @@ def measure(registry: Registry, root: Path, seconds: int, connections: int) -> d
                 registry, "DescribeImages", {"repositoryName": "pages", "maxResults": 100}, root / "pages.lua"
             )
             timed("signed DescribeImages page of 100", wrk, registry.url + "/", connections, seconds, page)
-    results["peak RSS of the process tree (MiB)"] = {"value": memory.peak}
+    results[RSS] = {"value": memory.peak, "processes": len(tree(pid))}
     return results
 
 
@@ -172,37 +171,48 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", nargs="*", default=["auto", "1"], help="pier --workers values to measure")
+    parser.add_argument(
+        "--workers",
+        nargs="*",
+        default=["default", "1"],
+        help='pier --workers values to measure; "default" runs `pier serve` without the flag',
+    )
     parser.add_argument("--skip-distribution", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pier-bench-", dir=HERE.parent))
-    table: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        if not args.skip_distribution:
-            distribution = Distribution(root)
-            try:
-                table["distribution"] = measure(distribution, root, args.seconds, args.connections)
-            finally:
-                distribution.stop()
-        for workers in args.workers:
-            pier = Pier(root, workers)  # type: ignore[arg-type]
-            try:
-                table[f"pier --workers {workers}"] = measure(pier, root, args.seconds, args.connections)
-            finally:
-                pier.stop()
+        table = measure_servers(root, args.seconds, args.connections, args.workers, not args.skip_distribution)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(report(table))
 
 
-def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
+def measure_servers(root: Path, seconds: int, connections: int, workers: list[str], distribution: bool = True) -> Table:
+    """Every workload on distribution (unless told not to), then on pier once per --workers value
+    ("default": no flag), each server started afresh under `root` and stopped after."""
+    table: Table = {}
+    for which in (["distribution"] if distribution else []) + workers:
+        registry: Registry
+        if which == "distribution":
+            registry = Distribution(root)
+        else:
+            registry = Pier(root, None if which == "default" else which)
+        print(f"-- small requests: {registry.label}", flush=True)
+        try:
+            table[registry.label] = measure(registry, root, seconds, connections)
+        finally:
+            registry.stop()
+    return table
+
+
+def report(table: Table) -> str:
     dist = table.get("distribution", {})
     lines = [
         "| workload | server | req/s | p50 ms | p99 ms | errors | server CPU µs/req | req/s vs dist | p99 vs dist |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    workloads = {w for results in table.values() for w in results if "RSS" not in w}
-    for workload in sorted(workloads):
+    workloads = dict.fromkeys(w for results in table.values() for w in results if w != RSS)  # in the order run
+    for workload in workloads:
         for server, results in table.items():
             figure = results.get(workload)
             if figure is None:
@@ -212,11 +222,12 @@ def report(table: dict[str, dict[str, dict[str, float]]]) -> str:
             tail = f"{figure['p99'] / theirs['p99']:.2f}x" if theirs and theirs["p99"] else ""
             lines.append(
                 f"| {workload} | {server} | {figure['rps']:,.0f} | {figure['p50']:.2f} | {figure['p99']:.2f} | "
-                f"{figure['errors']:.0f} | {figure.get('cpu_us', 0):.0f} | {speed} | {tail} |"
+                f"{figure['errors']:.0f} | {figure.get('cpu_us', 0):,.0f} | {speed} | {tail} |"
             )
     for server, results in table.items():
-        rss = results["peak RSS of the process tree (MiB)"]["value"]
-        lines.append(f"| peak RSS (MiB) | {server} | {rss:.0f} | | | | | | |")
+        rss, processes = results[RSS]["value"], results[RSS]["processes"]
+        tree_of = f"{processes:.0f} process{'es' if processes != 1 else ''}"
+        lines.append(f"| peak RSS of the process tree, MiB ({tree_of}) | {server} | {rss:.0f} | | | | | | |")
     return "\n".join(lines)
 
 
