@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import ssl
@@ -42,6 +43,8 @@ class PierServer:
     scheme: str = "http"
     hostname: str = "127.0.0.1"
     ca: Path | None = None
+    # Start with pier's own default number of workers (one per core) instead of one process.
+    default_workers: bool = False
 
     @property
     def url(self) -> str:
@@ -66,8 +69,12 @@ class PierServer:
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
         self.log_path = self.data_dir.parent / f"pier-{self.port}.log"
+        env = {**os.environ, **self.env}
+        if not self.default_workers and "PIER_WORKERS" not in env and not self._config_names_workers():
+            # One process unless a test asks for more: the default (one per core) is tested in test_workers.py.
+            env["PIER_WORKERS"] = "1"
         with open(self.out_path, "ab") as out, open(self.log_path, "ab") as log:  # the child keeps its own
-            self.process = subprocess.Popen(command, stdout=out, stderr=log, env={**os.environ, **self.env})
+            self.process = subprocess.Popen(command, stdout=out, stderr=log, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,6 +86,10 @@ class PierServer:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"pier did not become healthy:\n{self.output()}{self.log()}")
+
+    def _config_names_workers(self) -> bool:
+        text = self.config_file.read_text() if self.config_file is not None else ""
+        return re.search(r"^\s*workers\s*=", text, re.MULTILINE) is not None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:

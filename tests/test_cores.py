@@ -10,6 +10,7 @@ import pytest
 
 from pier.config import ConfigError, load
 from pier.cores import cgroup_quota, usable_cores
+from tests.conftest import client
 from tests.test_workers import children
 
 
@@ -58,3 +59,13 @@ def test_serve_with_auto_starts_a_process_per_usable_core(make_plain_server: Any
     assert server.process is not None
     cores = usable_cores()
     assert len(children(server.process.pid)) >= (cores if cores > 1 else 0)
+
+
+def test_serve_without_a_word_on_workers_uses_every_usable_core(make_plain_server: Any) -> None:
+    server = make_plain_server("", default_workers=True)
+    assert server.process is not None
+    cores = usable_cores()
+    assert len(children(server.process.pid)) == (cores if cores > 1 else 0)
+    ecr = client(server)
+    ecr.create_repository(repositoryName="everywhere")
+    assert ecr.describe_repositories()["repositories"][0]["repositoryName"] == "everywhere"

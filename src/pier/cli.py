@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve.add_argument(
         "--workers",
-        help='server processes on the one port: a number, or "auto" for one per usable core (default 1)',
+        help='server processes on the one port: a number, or "auto" for one per usable core (the default)',
     )
     serve.add_argument(
         "--body-timeout", type=float, help="seconds a request body may send nothing before it is ended (default 60)"

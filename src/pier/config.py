@@ -114,9 +114,9 @@ class Config:
     max_images_per_repository: int = limits.IMAGES_PER_REPOSITORY
     log_level: str = "info"  # debug, info, warning, error
     # Server processes on the one port (1: everything in this process). Each is a full pier; they share
-    # the database and blob store like separate `pier serve` processes would. "auto": one per usable core
-    # (affinity and cgroup CPU quota, see cores.py), resolved to a number when the config is read.
-    workers: int = 1
+    # the database and blob store like separate `pier serve` processes would. "auto", the default: one per
+    # usable core (affinity and cgroup CPU quota, see cores.py), resolved to a number when the config is read.
+    workers: int = field(default_factory=cores.usable_cores)
     # Requests per second per client address (a burst of rate_limit_burst is allowed). 0 turns a limit
     # off, the default for local use. ECR Public allows anonymous clients 1 pull/s, logged-in ones 10.
     # Counted: manifest, tag and referrer reads, token requests, API calls (blob downloads are not).
