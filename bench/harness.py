@@ -68,7 +68,8 @@ class Pier(Registry):
         else:
             env["PIER_WORKERS"] = str(workers)
         self.label = "pier (default)" if workers is None else f"pier --workers {workers}"
-        self.server = PierServer(root / f"pier-{workers or 'default'}", None, env).start()
+        self.server = PierServer(root / f"pier-{workers or 'default'}", None, env, default_workers=workers is None)
+        self.server.start()
         self.port, self.url, self.host = self.server.port, self.server.url, "127.0.0.1"
         import boto3
 

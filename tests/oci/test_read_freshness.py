@@ -6,6 +6,7 @@ Each process is warmed first (the old answer read many times, so it is in memory
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.conftest import OWNER, client, owner_env
 from tests.images import digest_of, push_image
 from tests.oci.helpers import bearer
 from tests.server import PierServer
+from tests.signing import call
 
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"}
 # Requests on new connections: enough that each worker of two answers several (Granian spreads them).
@@ -98,3 +100,41 @@ def test_a_process_elsewhere_serves_a_moved_tag_and_no_deleted_image_within_the_
         assert answers(reader, "latest", auth) == {(404, "")}
     finally:
         reader.stop()
+
+
+def listed(server: PierServer, repository: str) -> set[str | frozenset[str]]:
+    """Every answer of ROUNDS signed DescribeImages calls, each on a new connection: the digests listed, or
+    the error's type."""
+    found: set[str | frozenset[str]] = set()
+    for _ in range(ROUNDS):
+        answer = call(server.url, OWNER, "DescribeImages", {"repositoryName": repository}).json()
+        found.add(
+            answer["__type"] if "__type" in answer else frozenset(d["imageDigest"] for d in answer["imageDetails"])
+        )
+    return found
+
+
+def test_every_worker_lists_what_was_written_once_the_write_answered(make_server: Any) -> None:
+    """DescribeImages pages and the repository (and its policy) they name come from memory too: an image
+    pushed or deleted, a policy that now denies, a repository deleted: each seen at once by every worker."""
+    server = make_server("workers = 2\n")
+    ecr = client(server)
+    ecr.create_repository(repositoryName="listed")
+    first = digest_of(push_image(ecr, "listed", "one", architecture="amd64")[0])
+    assert listed(server, "listed") == {frozenset({first})}
+
+    second = digest_of(push_image(ecr, "listed", "two", architecture="arm64")[0])
+    assert listed(server, "listed") == {frozenset({first, second})}
+    ecr.batch_delete_image(repositoryName="listed", imageIds=[{"imageDigest": first}])
+    assert listed(server, "listed") == {frozenset({second})}
+
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "ecr-public:DescribeImages"}
+    ecr.set_repository_policy(
+        repositoryName="listed", policyText=json.dumps({"Version": "2012-10-17", "Statement": [deny]})
+    )
+    assert listed(server, "listed") == {"AccessDeniedException"}
+    ecr.delete_repository_policy(repositoryName="listed")
+    assert listed(server, "listed") == {frozenset({second})}
+
+    ecr.delete_repository(repositoryName="listed", force=True)
+    assert listed(server, "listed") == {"RepositoryNotFoundException"}

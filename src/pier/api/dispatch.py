@@ -30,10 +30,11 @@ from pier.api import (  # noqa: F401 - importing a handler module registers its 
     tags,
 )
 from pier.api.errors import ApiError, to_wire
-from pier.api.operations import HANDLERS
+from pier.api.operations import FROM_MEMORY, HANDLERS
 from pier.core import limits
 from pier.core.context import Core
 from pier.core.principals import Caller
+from pier.core.reads import NotInMemory
 from pier.core.users import MISS_SECONDS
 from pier.web.admission import RETRY_AFTER, TooManyBodies
 from pier.web.bodies import BodyError, BodyTimeout, close_unless_read, discard_rest, has_body
@@ -140,9 +141,8 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
         params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
         del text
         named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
-        if operation in SIGNING_OPERATIONS and core.signer.signs_from_memory():
-            result = HANDLERS[operation](core, caller, params)
-        else:
+        result = _from_memory(core, caller, operation, params)
+        if result is None:
             run = run_upload if operation in BYTES_OPERATIONS else run_sync
             result = await run(HANDLERS[operation], core, caller, params)
         payload = protocol.serialize_output(op_model.output_shape, result)
@@ -170,6 +170,19 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
             "api", f"{operation or '?'} (request {request_id})", response.status_code, failure
         )
     return response, operation, caller, named
+
+
+def _from_memory(core: Core, caller: Caller, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer, on the event loop, when the operation can give it from memory; None otherwise."""
+    if operation in SIGNING_OPERATIONS and core.signer.signs_from_memory():
+        return HANDLERS[operation](core, caller, params)
+    handler = FROM_MEMORY.get(operation)
+    if handler is None:
+        return None
+    try:
+        return handler(core, caller, params)
+    except NotInMemory:
+        return None
 
 
 async def _read_body(request: Request) -> bytearray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pier.api.operations import Params, operation
+from pier.api.operations import Params, from_memory, operation
 from pier.core import images
 from pier.core.context import Core
 from pier.core.principals import Caller
@@ -56,6 +56,15 @@ def put_image(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
 
 @operation("DescribeImages")
 def describe_images(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
+    return _describe_images(core, caller, params, memory_only=False)
+
+
+@from_memory("DescribeImages")
+def describe_images_from_memory(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
+    return _describe_images(core, caller, params, memory_only=True)
+
+
+def _describe_images(core: Core, caller: Caller, params: Params, memory_only: bool) -> dict[str, Any]:
     repository, page = images.describe_images(
         core,
         caller,
@@ -64,6 +73,7 @@ def describe_images(core: Core, caller: Caller, params: Params) -> dict[str, Any
         _image_ids(params.get("imageIds")),
         params.get("maxResults"),
         params.get("nextToken"),
+        memory_only=memory_only,
     )
     details = [
         {

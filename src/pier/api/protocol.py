@@ -236,10 +236,10 @@ def _compiled_serializer(shape: Any) -> Serializer | None:
         serializer = _structure_serializer(shape)
     elif kind == "list":
         item = _compiled_serializer(shape.member)
-        serializer = None if item is None else lambda value: [item(element) for element in value]
+        serializer = None if item is None else _each_element(item)
     elif kind == "map":
         item = _compiled_serializer(shape.value)
-        serializer = None if item is None else lambda value: {key: item(element) for key, element in value.items()}
+        serializer = None if item is None else _each_value(item)
     elif kind == "blob":
         serializer = _base64
     elif kind == "timestamp":  # seconds since the epoch, int or float, are written as they are
@@ -248,6 +248,14 @@ def _compiled_serializer(shape: Any) -> Serializer | None:
         serializer = None
     _SERIALIZERS[id(shape)] = (shape, serializer)  # the shape is kept too, so its id is never reused
     return serializer
+
+
+def _each_element(item: Serializer) -> Serializer:
+    return lambda value: [item(element) for element in value]
+
+
+def _each_value(item: Serializer) -> Serializer:
+    return lambda value: {key: item(element) for key, element in value.items()}
 
 
 def _base64(value: bytes) -> str:

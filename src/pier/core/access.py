@@ -24,7 +24,7 @@ from pier.core import limits, policies, pullthrough
 from pier.core.accounts import registry_arn, repository_arn
 from pier.core.context import Core
 from pier.core.principals import Caller
-from pier.core.reads import remembered
+from pier.core.reads import NotInMemory, remembered
 from pier.storage.metadata import RepositoryRow
 
 SERVICE = "ecr-public"
@@ -130,6 +130,7 @@ def find_repository(
     action: str,
     *,
     registry_must_exist: bool = False,
+    memory_only: bool = False,
 ) -> RepositoryRow:
     """The repository, if the caller may do `action` (an ECR operation name) on it.
 
@@ -138,6 +139,9 @@ def find_repository(
 
     With registry_must_exist (the operations that take a registry alias), a registry that does not
     exist at all is RegistryNotFound, as ECR answers them.
+
+    With memory_only, NotInMemory (core/reads.py) when the answer needs the store: everything else this
+    decides on (accounts, pull-through rules, the caller's policies) is in memory already.
     """
     try:
         target = target_registry(core, caller, registry_id)
@@ -147,8 +151,12 @@ def find_repository(
         raise errors.RepositoryNotFound(registry_id or caller.account_id, name) from None
     if target == caller.account_id:  # another account's caches are refused as its repositories are (not found)
         pullthrough.refuse_writes(core, target, name, action)
+    row: RepositoryRow | None
     if action in REMEMBERED_LISTINGS:
-        row = remembered(core.reads, ("repository-of", target, name), lambda: core.meta.get_repository(target, name))
+        key = ("repository-of", target, name)
+        row = remembered(core.reads, key, lambda: core.meta.get_repository(target, name), memory_only)
+    elif memory_only:
+        raise NotInMemory
     else:
         row = core.meta.get_repository(target, name)
     if row is None:

@@ -14,7 +14,7 @@ from pier.core.access import find_repository
 from pier.core.blobs import check_digest
 from pier.core.context import Core
 from pier.core.principals import Caller
-from pier.core.reads import remembered
+from pier.core.reads import NotInMemory, remembered
 from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
 
 
@@ -168,14 +168,22 @@ def describe_images(
     image_ids: Sequence[ImageId] | None,
     max_results: int | None,
     next_token: str | None,
+    *,
+    memory_only: bool = False,
 ) -> tuple[RepositoryRow, pagination.Page[ImageRow]]:
-    repository = find_repository(core, caller, registry_id, name, "DescribeImages")
+    """A page of the repository's images, or the images named. With memory_only, NotInMemory
+    (core/reads.py) unless the answer is a page memory holds, found without reading the store."""
+    if memory_only and (image_ids is not None or not core.signer.signs_from_memory()):
+        raise NotInMemory
+    repository = find_repository(core, caller, registry_id, name, "DescribeImages", memory_only=memory_only)
     if image_ids is not None:
         if max_results is not None or next_token is not None:
             raise errors.InvalidParameter("maxResults and nextToken cannot be used when you specify imageIds")
         found = {image.id: image for image in (find_image(core, repository, i) for i in image_ids)}
         return repository, pagination.Page(list(found.values()), None)
     listing = f"images:{repository.id}"
+    if memory_only and next_token is not None and not core.signer.answers_from_memory(next_token):
+        raise NotInMemory
     after = pagination.read_token(core.signer, listing, next_token)
     size = pagination.page_size(max_results)
     after_id = int(after) if after else None
@@ -183,6 +191,7 @@ def describe_images(
         core.pages,
         (listing, after_id, size),
         lambda: core.meta.list_images(repository.id, after_id, size + 1),
+        memory_only,
     )
     return repository, pagination.make_page(core.signer, listing, rows, size, key=lambda row: str(row.id))
 

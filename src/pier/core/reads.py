@@ -80,10 +80,17 @@ def drop_oldest(entries: dict[Any, Any]) -> None:
         entries.clear()
 
 
-def remembered(reads: Reads, key: Hashable, read: Callable[[], Any]) -> Any:
-    """What `read()` answers, from memory while it is valid; read (and remembered unless None) otherwise."""
+class NotInMemory(Exception):
+    """A call asked to answer from memory only (on the event loop) needs the store: make it in a thread."""
+
+
+def remembered(reads: Reads, key: Hashable, read: Callable[[], Any], memory_only: bool = False) -> Any:
+    """What `read()` answers, from memory while it is valid; read (and remembered unless None) otherwise,
+    or NotInMemory with memory_only."""
     value = reads.get(key)
     if value is None:
+        if memory_only:
+            raise NotInMemory
         started = reads.start()
         value = read()
         if value is not None:

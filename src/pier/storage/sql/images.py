@@ -269,13 +269,13 @@ class ImageRows(SqlBase):
         last: Any = None
         for row in rows:
             if last is not None and row[0] != last[0]:
-                images.append(ImageRow(*last[:9], tags=tuple(tags)))
+                images.append(_page_row(last, tags))
                 tags = []
             if row[9] is not None:
                 tags.append(row[9])
             last = row
         if last is not None:
-            images.append(ImageRow(*last[:9], tags=tuple(tags)))
+            images.append(_page_row(last, tags))
         return images
 
     def list_image_tags(self, repository_id: int, after_tag: str | None, limit: int) -> list[TagRow]:
@@ -337,6 +337,11 @@ class ImageRows(SqlBase):
             conn.execute(
                 delete(_image_tags).where(_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
             )
+
+
+def _page_row(row: Any, tags: list[str]) -> ImageRow:
+    """An ImageRow from a row of _PAGE_OF_IMAGES (its _IMAGE_COLUMNS by position, then a tag)."""
+    return ImageRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], tuple(tags))
 
 
 def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, Any] | None = None) -> list[ImageRow]:
