@@ -11,6 +11,7 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
-from pier import logs
+from pier import logs, rundirs
 from pier.api import dispatch
 from pier.config import Config, load_resolved
 from pier.core import gc, image_details, uploads
@@ -156,7 +157,7 @@ async def write_last_downloads(core: Core) -> None:
         log.error("stopping with %d download count(s) unwritten: they are lost", core.downloads.unwritten)
 
 
-WORKER_CONFIG_ENV = "PIER_WORKER_CONFIG"
+WORKER_CONFIG_ENV = rundirs.WORKER_CONFIG_ENV
 
 
 def app_for_worker() -> Starlette:
@@ -241,3 +242,15 @@ def create_app(config: Config) -> Starlette:
     app.state.failures = failures
     app.state.body_slots = BodySlots(config.max_upload_bodies_per_account, config.max_upload_bodies_per_client)
     return app
+
+
+def prepare_for_workers(resolved: Path) -> None:
+    """Open the stores once as the workers will (migrating the schema), and close them: run by `pier serve
+    --workers N` in a child process before the workers start, so the parent never loads the app."""
+    config = load_resolved(resolved)
+    logs.configure(config.log_format, config.log_level)
+    build_core(config).meta.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    prepare_for_workers(Path(sys.argv[1]))

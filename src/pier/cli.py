@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -182,9 +183,8 @@ def serve_forever(config: Config) -> None:
         # Before pier.web.metrics is imported: every worker writes its numbers where /metrics adds them up.
         metrics_dir = rundirs.serve_dir(config.data_dir, "metrics")
         os.environ[rundirs.METRICS_ENV] = str(metrics_dir)
-    from pier.app import build_core, create_app  # imported late so `pier --help` stays fast
     from pier.config import save_resolved
-    from pier.server import Listen, run, run_workers
+    from pier.server import Listen, run, run_workers  # imported late so `pier --help` stays fast
 
     if missing := config.users_without_secrets():
         sys.exit(f"pier: the secret of user(s) {', '.join(missing)} is not set: set each environment variable named")
@@ -192,13 +192,20 @@ def serve_forever(config: Config) -> None:
     print(banner(config, sys.stdout.isatty()), flush=True)
     try:
         if config.workers == 1:
+            from pier.app import create_app
+
             run(create_app(config), listen)
             return
-        build_core(config).meta.close()  # type: ignore[attr-defined]  # migrate once, before the workers start
         resolved = config.data_dir / ".serve-config.json"
         save_resolved(config, resolved)
         if config.secrets_key:
             os.environ["PIER_SECRETS_KEY"] = config.secrets_key  # for the workers: never written to the data dir
+        # The parent only supervises: it never imports the app (~70 MiB of SQLAlchemy, boto3, Starlette...).
+        # The schema is migrated once, before the workers start, by a child that builds the store as they will.
+        env = {k: v for k, v in os.environ.items() if k != rundirs.METRICS_ENV}  # it counts nothing to report
+        migrated = subprocess.run([sys.executable, "-m", "pier.app", str(resolved)], env=env, check=False)
+        if migrated.returncode != 0:
+            sys.exit(f"pier: preparing the store for the workers failed (exit status {migrated.returncode})")
         run_workers(resolved, listen, config.workers)
     finally:
         if certificates is not None:

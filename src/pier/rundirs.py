@@ -35,3 +35,7 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Where the workers of `pier serve --workers N` find the resolved config (a path, never the secrets).
+WORKER_CONFIG_ENV = "PIER_WORKER_CONFIG"

@@ -19,17 +19,20 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from granian.asgi import LifespanProtocol
 from granian.constants import Interfaces, SSLProtocols
 from granian.log import LogLevels
 from granian.server import MPServer
 from granian.server.embed import Server
-from starlette.applications import Starlette
 
-from pier import logs, tls
-from pier.web.bodies import Requests
+from pier import logs, rundirs, tls
+
+if TYPE_CHECKING:  # the parent of --workers N imports this module, and never the app
+    from starlette.applications import Starlette
+
+    from pier.web.bodies import Requests
 
 log = logging.getLogger("pier")
 RESPAWN_INTERVAL = 1.0  # seconds new and old workers overlap on a reload, both accepting
@@ -87,9 +90,7 @@ def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
     the resolved config at config_path, and stops when this process does (see app.app_for_worker). On
     SIGTERM the workers stop accepting and finish what is in flight; one still busy after drain_timeout is
     killed (its uploads stay resumable at what they acknowledged)."""
-    from pier.app import WORKER_CONFIG_ENV
-
-    os.environ[WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
+    os.environ[rundirs.WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
     _return_big_buffers_to_the_system()
     _Workers(
         "pier.app:app_for_worker",
