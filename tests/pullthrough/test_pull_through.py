@@ -17,6 +17,7 @@ import pytest
 
 from tests.backends import Backend, assert_blobs_are_whole
 from tests.conftest import OWNER, client
+from tests.gallery.helpers import repository_downloads, wait_for
 from tests.images import MIB, layout_blobs
 from tests.oci.helpers import bearer
 from tests.oci.test_skopeo import skopeo
@@ -63,7 +64,11 @@ def test_first_pull_fetches_each_part_once_and_later_pulls_need_no_upstream(
     try:
         image = Image(tmp_path / "app", "v1", random_bytes=400_000)
         push(image, registry.host, "library/app", creds=registry.creds())
-        server = cache_server(make_server, rule(proxy.url, upstream_namespace="library", credentials=CREDENTIALS))
+        server = cache_server(
+            make_server,
+            rule(proxy.url, upstream_namespace="library", credentials=CREDENTIALS),
+            extra="downloads_flush_seconds = 0.2\n",
+        )
 
         pull(server, "hub/app", tmp_path / "first", "v1")
         assert layout_blobs(tmp_path / "first") == layout_blobs(image.path)
@@ -92,6 +97,8 @@ def test_first_pull_fetches_each_part_once_and_later_pulls_need_no_upstream(
         assert layout_blobs(tmp_path / "second") == layout_blobs(image.path)
         assert len(proxy.seen) == asked
         assert PASSWORD not in server.log()
+        # Each pull is a download, as from any repository: the one that fetched and the one from the cache.
+        assert wait_for(lambda: repository_downloads(server, OWNER.alias, "hub/app"), lambda n: n >= 2) == 2
     finally:
         proxy.close()
         registry.stop()

@@ -32,11 +32,16 @@ def _stat(ctx: OciRequest, digest: str) -> tuple[blobs.BlobInfo, os.stat_result 
         raise errors.BlobNotFound(digest) from None
 
 
+def blob_headers(digest: str) -> dict[str, str]:
+    """What every answer with a blob carries: a blob never changes, so caches may keep it for good."""
+    return {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
+
+
 async def get_blob(ctx: OciRequest) -> Response:
     digest = _digest(ctx)
     info, local = await run_sync(_stat, ctx, digest)
-    etag = f'"{digest}"'
-    headers = {"Docker-Content-Digest": digest, "ETag": etag, "Cache-Control": "max-age=31536000, immutable"}
+    headers = blob_headers(digest)
+    etag = headers["ETag"]
     try:
         chosen = ranges.span(ctx.request.method, ctx.request.headers, info.size, etag)
     except ranges.Unsatisfiable as refused:

@@ -7,8 +7,10 @@ from starlette.responses import Response
 
 from pier import errors
 from pier.core import images, limits
+from pier.core.context import Core
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError
+from pier.storage.metadata import ImageRow
 from pier.web.streams import read_limited
 from pier.web.threads import run_sync
 
@@ -26,11 +28,19 @@ async def get_manifest(ctx: OciRequest) -> Response:
     image = images.remembered_manifest(ctx.core, ctx.repository, reference, accepted)
     if image is None:  # not in memory (core/reads.py): ask the store, in a thread
         image = await run_sync(images.get_manifest, ctx.core, ctx.repository, reference, accepted)
+    return manifest_response(ctx.core, ctx.request.method, image)
+
+
+def manifest_response(core: Core, method: str, image: ImageRow, extra: dict[str, str] | None = None) -> Response:
+    """The answer to a GET or HEAD of a manifest; a GET is a pull, counted (core/downloads.py: in memory,
+    batched), whether the repository is pushed to or a pull-through cache."""
     manifest = image.manifest or b""
     headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
-    if ctx.request.method == "HEAD":
+    if extra:
+        headers.update(extra)
+    if method == "HEAD":
         return Response(b"", 200, headers, media_type=image.media_type)
-    ctx.core.downloads.count(ctx.repository.id, image.digest)  # a pull (core/downloads.py): in memory, batched
+    core.downloads.count(image.repository_id, image.digest)
     return Response(manifest, 200, headers, media_type=image.media_type)
 
 

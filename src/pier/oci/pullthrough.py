@@ -19,9 +19,10 @@ from pier.core.context import Core
 from pier.core.principals import Caller
 from pier.core.pullthrough import Rule
 from pier.oci import auth, blobs
+from pier.oci.blobs import blob_headers
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, require_digest
-from pier.oci.manifests import accepted_types
+from pier.oci.manifests import accepted_types, manifest_response
 from pier.pullthrough import PullThrough
 from pier.pullthrough.manifests import LoginRequired, Resolved, resolve
 from pier.storage.metadata import RepositoryRow
@@ -81,12 +82,7 @@ async def get_manifest(creq: CacheRequest) -> Response:
         child_resolved = await _resolve(creq, child)
         resolved = Resolved(child_resolved.image, resolved.stale or child_resolved.stale)
         image = resolved.image
-    manifest = image.manifest or b""
-    headers = {"Docker-Content-Digest": image.digest, "ETag": f'"{image.digest}"', "Content-Length": str(len(manifest))}
-    if resolved.stale:
-        headers.update(STALE)
-    body = b"" if creq.request.method == "HEAD" else manifest
-    return Response(body, 200, headers, media_type=image.media_type)
+    return manifest_response(creq.core, creq.request.method, image, STALE if resolved.stale else None)
 
 
 async def _resolve(creq: CacheRequest, reference: str) -> Resolved:
@@ -133,7 +129,7 @@ async def get_blob(creq: CacheRequest) -> Response:
             if size is None:
                 raise errors.UpstreamFailed(upstream.host, errors.UpstreamFailed.INVALID, "gave no size for the blob")
             pullthrough.check_layer_size(creq.rule, creq.repository_name, digest, size)
-            return Response(b"", 200, {**_headers(digest), "Content-Length": str(size)})
+            return Response(b"", 200, {**blob_headers(digest), "Content-Length": str(size)})
         fetches = creq.cache.fetches
         fetch = fetches.get(digest)
         # A Range, or a blob being fetched already: served from the store once it is there.
@@ -143,7 +139,7 @@ async def get_blob(creq: CacheRequest) -> Response:
             fetch = fetches.start(core, upstream, creq.rule, creq.registry_id, creq.repository_name, digest, size, live)
         if live and fetch.live is not None:
             size = await fetch.wait_ready()
-            headers = {**_headers(digest), "Content-Length": str(size)}
+            headers = {**blob_headers(digest), "Content-Length": str(size)}
             body = await fetch.live.opened(fetch)
             return StreamingResponse(body, 200, headers, media_type="application/octet-stream")
         await fetch.finished()
@@ -169,10 +165,6 @@ async def _link(creq: CacheRequest, repository: RepositoryRow, digest: str, size
         return pullthrough.link_blob(core, repository, digest)
 
     return await run_sync(link)
-
-
-def _headers(digest: str) -> dict[str, str]:
-    return {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000, immutable"}
 
 
 def _login(creq: CacheRequest) -> OciError:
