@@ -17,7 +17,7 @@ import pytest
 
 from tests.backends import Backend, assert_blobs_are_whole
 from tests.conftest import OWNER, client
-from tests.gallery.helpers import repository_downloads, wait_for
+from tests.gallery.helpers import page_json, repository_downloads, wait_for
 from tests.images import MIB, layout_blobs
 from tests.oci.helpers import bearer
 from tests.oci.test_skopeo import skopeo
@@ -457,3 +457,31 @@ def test_an_upstream_with_token_authentication(make_server: Callable[..., PierSe
     finally:
         registry.stop()
         tokens.close()
+
+
+def test_details_of_a_cached_image_wait_for_its_config_to_be_pulled(
+    make_server: Callable[..., PierServer], backend: Backend, tmp_path: Path
+) -> None:
+    """A cache stores an image's manifest before its blobs: a details pass that runs in between (one runs
+    at every start) must leave the image for a later pass, not mark its config as missing for good."""
+    registry = Distribution(tmp_path / "upstream")
+    try:
+        image = Image(tmp_path / "app", "v1", architecture="arm64")
+        push(image, registry.host, "app")
+        server = cache_server(make_server, rule(registry.url))
+        ecr = client(server)
+        url = f"{server.url}/v2/{OWNER.alias}/hub/app/manifests/v1"
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        assert httpx.get(url, headers={**bearer(server, ecr), **accept}).status_code == 200  # the manifest alone
+        server.restart()  # a details pass, with the config not stored yet
+        assert page_json(server, f"/{OWNER.alias}/hub/app:v1")["platforms"][0]["detailsPending"]
+
+        pull(server, "hub/app", tmp_path / "pulled", "v1")  # the config and layer, now stored
+        server.restart()
+        document = wait_for(
+            lambda: page_json(server, f"/{OWNER.alias}/hub/app:v1"),
+            lambda d: not d["platforms"][0]["detailsPending"],
+        )
+        assert document["platforms"][0]["platform"] == "linux/arm64"
+    finally:
+        registry.stop()

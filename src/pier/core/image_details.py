@@ -206,6 +206,11 @@ def _details_of(core: Core, row: ImageRow) -> ImageDetails | None:
     try:
         return gather(core, manifest)
     except FileNotFoundError:
+        config = manifest.config
+        if config is not None and not core.meta.get_repository_blobs(row.repository_id, [config.digest]):
+            # Not the repository's yet: a pull-through cache stores an image's blobs when a client first pulls
+            # them. Tried again at a later pass, once it may be there.
+            return None
         return unreadable("the config blob is missing")
     except Exception as error:
         log.warning("gathering the details of image %s failed (%s); trying again later", row.digest, error)
