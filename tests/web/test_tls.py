@@ -275,3 +275,21 @@ def docker_login(cli: DockerCli, server: PierServer) -> None:
             if "no such host" not in str(failure) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_renewals_keep_only_the_last_copies_even_after_one_failed(authority: Authority, tmp_path: Path) -> None:
+    from pier import tls
+
+    files = authority.issue(["localhost"])
+    certificates = tls.Certificates(str(files.cert), str(files.key), tmp_path / "data")
+    try:
+        good = files.cert.read_bytes()
+        files.cert.write_bytes(b"not a certificate")
+        assert not certificates.renew()  # a generation whose copy failed: it leaves no folder
+        files.cert.write_bytes(good)
+        for _ in range(2 * tls.KEPT_GENERATIONS):
+            assert certificates.renew()
+        kept = sorted(int(folder.name) for folder in certificates.directory.iterdir())
+        assert kept == list(range(certificates.generation - tls.KEPT_GENERATIONS + 1, certificates.generation + 1))
+    finally:
+        certificates.close()
