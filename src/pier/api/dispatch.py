@@ -63,8 +63,7 @@ async def handle(request: Request) -> Response:
     facts = exchange(request.scope)
     request_id = facts.request_id  # also X-Request-Id (web/exchange.py): one id per request
     target = request.headers.get("x-amz-target", "")
-    named_operation = target.partition(".")[2]
-    facts.operation = named_operation if named_operation in HANDLERS else UNKNOWN
+    facts.operation = _known_operation(target) or UNKNOWN
     if target.endswith(UPLOAD_BODY_OPERATIONS) and has_body(request.scope):
         address = request.client.host if request.client else ""
         try:
@@ -225,15 +224,17 @@ def _claimed_account(request: Request) -> str | None:
 
 
 def _known_operation(target: str) -> str:
+    """The operation X-Amz-Target names, if pier has it (the service's prefix, then a known name); else ""."""
     prefix, _, name = target.partition(".")
     return name if prefix == model.target_prefix() and name in HANDLERS else ""
 
 
 def _operation(target: str) -> str:
-    prefix, _, name = target.partition(".")
+    """The operation X-Amz-Target names, or UnknownOperationException."""
     if not target:
         raise ApiError("UnknownOperationException", 400, "The X-Amz-Target header is missing")
-    if prefix != model.target_prefix() or name not in HANDLERS:
+    name = _known_operation(target)
+    if not name:
         raise ApiError("UnknownOperationException", 400, f"Unknown operation {target!r}")
     return name
 

@@ -75,13 +75,20 @@ async def identify(core: Core, request: Request) -> Identity:
             caller = principals.from_claims(core.directory, claims, *_where(request))
         except Revoked:
             raise unauthorized(core, "The bearer token's user or access key no longer exists: log in again") from None
-        return Identity(caller, True)
+        return _identified(request, caller)
     if scheme.lower() == "basic":
         caller = await run_sync(basic_caller, core, value.strip(), *_where(request))
         if caller is None:
             raise unauthorized(core, "Invalid username or password: use AWS and a password from get-login-password")
-        return Identity(caller, True)
+        return _identified(request, caller)
     raise unauthorized(core, f"Unsupported authorization scheme {scheme!r}")
+
+
+def _identified(request: Request, caller: Caller | None) -> Identity:
+    """The identity of a request that presented credentials; its account goes in the request's log line."""
+    if caller is not None:
+        exchange(request.scope).account = caller.account_id
+    return Identity(caller, True)
 
 
 def basic_caller(core: Core, value: str, source_ip: str | None, secure_transport: bool) -> Caller | None:

@@ -57,10 +57,7 @@ def guarded(
         failure: BaseException | None = None
         holding = False
         try:
-            identity = await auth.identify(core, request)
-            caller = identity.caller
-            if caller is not None:
-                exchange(request.scope).account = caller.account_id
+            caller = (await auth.identify(core, request)).caller  # its account goes in the request's log line
             if limited:
                 check_rate(request, address, caller is not None)
             if cached is not None and (rule := pullthrough.rule_for(core, name)) is not None:
@@ -146,8 +143,6 @@ async def base(request: Request) -> Response:
         return respond(error)
     if not identity.presented:
         return respond(auth.unauthorized(core, "Get a token from the realm, anonymously to pull"))
-    if identity.caller is not None:
-        exchange(request.scope).account = identity.caller.account_id
     return JSONResponse({}, headers=API_VERSION_HEADER)
 
 
