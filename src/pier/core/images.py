@@ -15,7 +15,7 @@ from pier.core.blobs import check_digest
 from pier.core.context import Core
 from pier.core.principals import Caller
 from pier.core.reads import NotInMemory, remembered
-from pier.storage.metadata import ImageRow, NewImage, PutOutcome, RepositoryRow, TagRow
+from pier.storage.metadata import ImageRow, PutOutcome, RepositoryRow, TagRow
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,13 @@ def put_image(
     if digest is not None and digest != actual:
         raise errors.ImageDigestDoesNotMatch(digest, actual)
     manifest = manifests.parse(data, media_type)
+    index_size = 0
     if manifest.is_index:
         children = core.meta.get_images(repository.id, [m.digest for m in manifest.manifests])
         missing = sorted({m.digest for m in manifest.manifests} - {c.digest for c in children})
         if missing:
             raise errors.ReferencedImagesNotFound(missing)
-        size = max((c.size for c in children), default=0)
-        artifact_media_type = manifest.artifact_type
+        index_size = max((c.size for c in children), default=0)
     else:
         wanted = manifest.blobs
         found = core.meta.get_repository_blobs(repository.id, [d.digest for d in wanted])
@@ -104,24 +104,9 @@ def put_image(
                     f"the descriptor of {descriptor.digest} says {descriptor.size} bytes, "
                     f"but the blob has {found[descriptor.digest][0]}"
                 )
-        size = sum(d.size for d in ((manifest.config,) if manifest.config else ()) + manifest.layers)
-        artifact_media_type = manifest.config.media_type if manifest.config else None
-    image = NewImage(
-        digest=actual,
-        manifest=data,
-        media_type=manifest.media_type,
-        artifact_media_type=artifact_media_type,
-        artifact_type=manifest.artifact_type or (manifest.config.media_type if manifest.config else None),
-        subject_digest=manifest.subject.digest if manifest.subject else None,
-        size=size,
-        blob_media_types={d.digest: d.media_type for d in manifest.blobs},
-        child_digests=tuple(m.digest for m in manifest.manifests),
-        details=(
-            image_details.gather_at_push(core, manifest, actual)
-            if not core.meta.image_exists(repository.id, actual)
-            else None
-        ),
-    )
+    exists = core.meta.image_exists(repository.id, actual)
+    details = image_details.gather_at_push(core, manifest, actual) if not exists else None
+    image = manifests.new_image(manifest, actual, data, index_size, details)
     outcome, _ = core.meta.put_image(repository.id, image, tag, core.clock(), core.max_images, also_tag)
     return PutResult(
         repository.registry_id, repository.name, actual, tag, data, manifest.media_type, outcome, image.subject_digest

@@ -12,6 +12,7 @@ from typing import Any
 
 from pier import digests
 from pier.errors import InvalidParameter, ManifestInvalid
+from pier.storage.metadata import ImageDetails, NewImage
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -155,4 +156,29 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         artifact_type=_optional_string(value, "artifactType"),
         annotations=_annotations(value.get("annotations"), f"{where}.annotations"),
         foreign=media_type in FOREIGN_LAYER_TYPES and bool(urls),
+    )
+
+
+def new_image(
+    manifest: Manifest, digest: str, data: bytes, index_size: int, details: ImageDetails | None = None
+) -> NewImage:
+    """What the store keeps of a manifest, pushed or cached from an upstream. An image's size is its config
+    and layers; an index's, `index_size` (ECR counts its largest child, which the caller knows)."""
+    config = manifest.config
+    if manifest.is_index:
+        size, artifact_media_type = index_size, manifest.artifact_type
+    else:
+        size = sum(d.size for d in ((config,) if config else ()) + manifest.layers)
+        artifact_media_type = config.media_type if config else None
+    return NewImage(
+        digest=digest,
+        manifest=data,
+        media_type=manifest.media_type,
+        artifact_media_type=artifact_media_type,
+        artifact_type=manifest.artifact_type or (config.media_type if config else None),
+        subject_digest=manifest.subject.digest if manifest.subject else None,
+        size=size,
+        blob_media_types={d.digest: d.media_type for d in manifest.blobs},
+        child_digests=tuple(m.digest for m in manifest.manifests),
+        details=details,
     )

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pier import digests, errors
 from pier.core import limits, manifests
-from pier.storage.metadata import CachedBlob, CachedTag, CatalogRow, Conflict, ImageRow, NewImage, RepositoryRow
+from pier.storage.metadata import CachedBlob, CachedTag, CatalogRow, Conflict, ImageRow, RepositoryRow
 
 if TYPE_CHECKING:  # core/context.py holds the rules, so this module cannot import it when it runs
     from pier.core.context import Core
@@ -200,23 +200,8 @@ def store_manifest(
     if tag is not None and not limits.is_image_tag(tag):
         raise errors.ImageNotFound(registry_id, name, reference)
     repository = ensure_repository(core, registry_id, name)
-    if manifest.is_index:
-        size = max((m.size for m in manifest.manifests), default=0)
-        artifact_media_type = manifest.artifact_type
-    else:
-        size = sum(d.size for d in ((manifest.config,) if manifest.config else ()) + manifest.layers)
-        artifact_media_type = manifest.config.media_type if manifest.config else None
-    image = NewImage(
-        digest=digest,
-        manifest=data,
-        media_type=manifest.media_type,
-        artifact_media_type=artifact_media_type,
-        artifact_type=manifest.artifact_type or (manifest.config.media_type if manifest.config else None),
-        subject_digest=manifest.subject.digest if manifest.subject else None,
-        size=size,
-        blob_media_types={d.digest: d.media_type for d in manifest.blobs},
-        child_digests=tuple(m.digest for m in manifest.manifests),
-    )
+    # An index's children may not be cached yet: its size is the largest its entries declare.
+    image = manifests.new_image(manifest, digest, data, max((m.size for m in manifest.manifests), default=0))
     declared = [CachedBlob(d.digest, d.size, d.media_type) for d in manifest.blobs]
     return core.meta.put_cached_image(repository.id, image, declared, tag, core.clock(), core.max_images)
 

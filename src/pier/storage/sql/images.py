@@ -75,7 +75,7 @@ _TAG_WHERE = (  # not named after the columns: UPDATE reserves those names for i
 _TAGGED_IMAGE = select(_image_tags.c.image_id).where(*_TAG_WHERE)
 _INSERT_TAG = insert(_image_tags)
 _MOVE_TAG = update(_image_tags).where(*_TAG_WHERE).values(image_id=bindparam("to_image"), created_at=bindparam("now"))
-_PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
+PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
 # A page of a repository's images with their tags, one statement (a snapshot by itself) with no expanding
 # IN list to render per call: the page's images by the (repository_id, id) index, tags by image_id's.
 _PAGE = (
@@ -168,7 +168,7 @@ class ImageRows(SqlBase):
             if also_tag and self._tag_all(conn, repository_id, image_id, [t for t in also_tag if t != tag], now):
                 outcome = PutOutcome.TAGGED if outcome is PutOutcome.UNCHANGED else outcome
             if outcome is not PutOutcome.UNCHANGED:
-                conn.execute(_PUSHED_TO, {"repository": repository_id, "now": now})
+                conn.execute(PUSHED_TO, {"repository": repository_id, "now": now})
             if inserted is not None:  # what the database would answer, without asking it
                 row = replace(inserted, tags=(tag,) if tag is not None else ())
             else:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from pier.storage import schema
 from pier.storage.metadata import CachedBlob, CachedTag, ImageRow, NewImage
 from pier.storage.sql.engine import WRITE_ATTEMPTS
-from pier.storage.sql.images import ImageRows, image_rows
+from pier.storage.sql.images import PUSHED_TO, ImageRows, image_rows
 
 _blobs = schema.blobs
 _images = schema.images
@@ -89,24 +89,11 @@ class PullThroughRows(ImageRows):
             elif stored:
                 conn.execute(self._ignoring(schema.image_blobs), [{"image_id": image_id, "digest": d} for d in stored])
             if tag is not None:
-                self._point_tag(conn, repository_id, tag, image_id, now)
+                if self._tag_all(conn, repository_id, image_id, [tag], now):  # a new tag, or one that moved
+                    conn.execute(PUSHED_TO, {"repository": repository_id, "now": now})
                 self._confirm(conn, repository_id, tag, image.digest, now)
             rows = image_rows(conn, select(*_images.c).where(_images.c.id == image_id))
         return rows[0]
-
-    @staticmethod
-    def _point_tag(conn: Connection, repository_id: int, tag: str, image_id: int, now: float) -> None:
-        where = (_image_tags.c.repository_id == repository_id, _image_tags.c.tag == tag)
-        current = conn.execute(select(_image_tags.c.image_id).where(*where)).scalar_one_or_none()
-        if current is None:
-            conn.execute(
-                _image_tags.insert().values(repository_id=repository_id, tag=tag, image_id=image_id, created_at=now)
-            )
-        elif current != image_id:
-            conn.execute(update(_image_tags).where(*where).values(image_id=image_id, created_at=now))
-        if current != image_id:
-            repos = schema.repositories
-            conn.execute(update(repos).where(repos.c.id == repository_id).values(last_pushed_at=now))
 
     def _confirm(self, conn: Connection, repository_id: int, tag: str, digest: str, now: float) -> None:
         values = {"repository_id": repository_id, "tag": tag, "digest": digest, "checked_at": now}
