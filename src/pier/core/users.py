@@ -210,9 +210,7 @@ class Directory:
             if account is None or owner in declared_names:
                 continue
             held = secrets_by_user.get(owner, [])
-            user = User(
-                row.account_id, row.name, row.user_id, row.policy_text, tuple(k for k, _ in held), False, row.created_at
-            )
+            user = _stored_user(row, [k for k, _ in held])
             users[owner] = user
             for key_id, secret in held:
                 keys[key_id] = Credential(key_id, secret, account, user)
@@ -220,14 +218,7 @@ class Directory:
             account = self.accounts.by_id(declared.account_id)
             if account is None:
                 continue
-            user = User(
-                declared.account_id,
-                declared.name,
-                declared_user_id(declared.account_id, declared.name),
-                declared.policy_text,
-                (declared.access_key_id,),
-                True,
-            )
+            user = _declared_user(declared)
             users[(declared.account_id, declared.name)] = user
             if declared.secret_access_key is not None:
                 keys[declared.access_key_id] = Credential(
@@ -275,7 +266,7 @@ class UserAdmin:
             self._store.insert_user(row, self._key_row(account_id, name, key))
         except Conflict:
             raise errors.UserAlreadyExists(account_id, name) from None
-        return User(account_id, name, user_id, policy_text, (key.access_key_id,), False, row.created_at), key
+        return _stored_user(row, [key.access_key_id]), key
 
     def put_policy(self, account_id: str, name: str, policy_text: str) -> None:
         self._changeable(account_id, name)
@@ -292,23 +283,11 @@ class UserAdmin:
             if key.account_id == account_id:
                 key_ids.setdefault(key.user_name, []).append(key.access_key_id)
         found = {
-            row.name: User(
-                row.account_id,
-                row.name,
-                row.user_id,
-                row.policy_text,
-                tuple(key_ids.get(row.name, ())),
-                False,
-                row.created_at,
-            )
-            for row in rows.users
-            if row.account_id == account_id
+            row.name: _stored_user(row, key_ids.get(row.name, ())) for row in rows.users if row.account_id == account_id
         }
         for (owner, name), declared in self._declared.items():
             if owner == account_id:
-                found[name] = User(
-                    owner, name, declared_user_id(owner, name), declared.policy_text, (declared.access_key_id,), True
-                )
+                found[name] = _declared_user(declared)
         return [found[name] for name in sorted(found)]
 
     def create_key(self, account_id: str, name: str) -> NewKey:
@@ -351,3 +330,14 @@ class UserAdmin:
         return AccessKeyRow(
             key.access_key_id, account_id, name, self._box.seal(key.secret_access_key, key.access_key_id), self._clock()
         )
+
+
+def _stored_user(row: UserRow, key_ids: Sequence[str]) -> User:
+    """A user the CLI made (its row in the store), with the ids of its access keys."""
+    return User(row.account_id, row.name, row.user_id, row.policy_text, tuple(key_ids), False, row.created_at)
+
+
+def _declared_user(declared: DeclaredUser) -> User:
+    """A user pier.toml declares (one access key, never changed by the CLI)."""
+    user_id = declared_user_id(declared.account_id, declared.name)
+    return User(declared.account_id, declared.name, user_id, declared.policy_text, (declared.access_key_id,), True)
