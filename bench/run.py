@@ -47,6 +47,8 @@ from harness import MIB, NAME, Distribution, PeakMemory, Pier, Registry, cpu_sec
 from small import Table, measure_servers
 from small import report as small_report
 
+from pier.cores import usable_cores
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -312,7 +314,7 @@ def measure(registry: Registry, big: Blob, medium: Blob, root: Path, args: argpa
 def measure_workers(
     pier: Pier, workers: int, results: dict[str, dict[str, float]], root: Path, args: argparse.Namespace
 ) -> None:
-    """The workloads that wait on Python, again with one pier process per core (pier serve --workers)."""
+    """The workloads that wait on Python, again with another number of pier processes (pier serve --workers)."""
     mine, theirs = results["pier"], results["distribution"]
     try:
         with PeakMemory(pier.pid()) as memory:
@@ -361,8 +363,8 @@ def main() -> None:
 def measure_big(
     root: Path, results: dict[str, dict[str, float]], limits: dict[str, float], args: argparse.Namespace
 ) -> None:
-    """The physical limits, then every workload of the docstring's list on pier (the default `pier serve`)
-    and distribution, then the workloads that wait on Python with one pier process per core."""
+    """The physical limits, then every workload of the docstring's list on pier (the default `pier serve`:
+    one process per usable core) and distribution, then the workloads that wait on Python with one process."""
     big = Blob(root / "big.bin", args.big_mib)
     medium = Blob(root / "medium.bin", 100)
     limits["sha256 one core (MiB/s)"] = median_of(args.repeat, lambda _: sha256_mib_s())
@@ -377,10 +379,9 @@ def measure_big(
             results[registry.name] = measure(registry, big, medium, root, args)
         finally:
             registry.stop()
-    workers = os.cpu_count() or 1
-    if workers > 1:
-        print(f"-- pier --workers {workers}", flush=True)
-        measure_workers(Pier(root, workers), workers, results, root, args)
+    if usable_cores() > 1:  # the default ran one process per core: the same workloads with one process
+        print("-- pier --workers 1", flush=True)
+        measure_workers(Pier(root, 1), 1, results, root, args)
 
 
 def versions() -> dict[str, str]:
