@@ -82,6 +82,7 @@ def test_json_request_lines_carry_the_request_id_and_no_secret(make_server: Call
     pushed = httpx.post(f"{v2}/blobs/uploads/", params={"digest": digest_of(data)}, content=data, headers=bearer)
     assert pushed.status_code == 201
     pulled = httpx.get(f"{v2}/blobs/{digest_of(data)}", follow_redirects=False)
+    page = httpx.get(f"{server.url}/{OWNER.alias}/logs/app@{digest_of(data)}")  # an image page (404: no image)
     assert pulled.status_code in (200, 307)
 
     assert server.process is not None
@@ -109,6 +110,8 @@ def test_json_request_lines_carry_the_request_id_and_no_secret(make_server: Call
 
     upload = logged(lines, pushed.headers["x-request-id"])
     assert (upload["operation"], upload["status"], upload["bytes_in"]) == ("start_upload", 201, len(data))
+    image_page = logged(lines, page.headers["x-request-id"])
+    assert (image_page["door"], image_page["operation"]) == ("gallery", "image")
     download = logged(lines, pulled.headers["x-request-id"])
     assert (download["operation"], download["account"]) == ("get_blob", None)
     if pulled.status_code == 200:

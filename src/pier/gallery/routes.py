@@ -21,6 +21,7 @@ from pier.core import gallery, image_pages
 from pier.core.context import Core
 from pier.gallery import documents
 from pier.gallery.pages import TEMPLATES
+from pier.web.exchange import exchange
 from pier.web.failures import explain, retry_headers, status_of
 from pier.web.threads import run_sync
 
@@ -170,6 +171,7 @@ async def repository(request: Request) -> Response:
     alias = request.path_params["alias"]
     name, tag, digest = image_pages.parse_reference(request.path_params["name"].rstrip("/"))
     if tag is not None or digest is not None:
+        exchange(request.scope).operation = "image"  # its own label in metrics and request lines, not "repository"
         return await image(request, alias, name, tag, digest)
     core: Core = request.app.state.core
     params = request.query_params
