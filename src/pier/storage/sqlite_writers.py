@@ -39,7 +39,7 @@ class _Batch:
 
 class SqliteWriters:
     def __init__(self, engine: Engine, database: str) -> None:
-        self._engine = engine  # whose transactions begin with BEGIN IMMEDIATE
+        self._engine = engine
         self._turn = threading.Lock()  # one writer's work at a time in this process
         self._counting = threading.Lock()
         self._waiting = 0  # writers waiting for their turn: they will join the open batch
@@ -93,7 +93,12 @@ class SqliteWriters:
         try:
             connection = self._engine.connect()
             try:
-                self._batch = _Batch(connection, connection.begin())
+                transaction = connection.begin()
+                # The write lock up front (IMMEDIATE): writers queue here instead of one failing when it
+                # upgrades from reading to writing (the DBAPI connection's isolation_level is None: this is
+                # the only BEGIN it sees).
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                self._batch = _Batch(connection, transaction)
             except BaseException:
                 connection.close()
                 raise

@@ -59,24 +59,12 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we BEGIN ourselves, below
+            dbapi_connection.isolation_level = None  # we BEGIN ourselves (SqlBase._reading, SqliteWriters)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
-            # the busy timeout instead of one failing when it upgrades from reading to writing. A read of
-            # one statement needs no BEGIN (the statement is its own snapshot); BEGIN and ROLLBACK were half of
-            # a short read's time.
-            options = conn.get_execution_options()
-            if options.get("pier_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            elif options.get("pier_snapshot"):
-                conn.exec_driver_sql("BEGIN")
 
         return engine
     # Dead pooled connections are noticed before use (a database restart costs no failed requests once it
@@ -104,13 +92,10 @@ class SqlBase:
     def __init__(self, engine: Engine, generation: WriteGeneration | None = None) -> None:
         self.engine = engine
         self._generation = generation or WriteGeneration()
-        self._write = engine.execution_options(pier_write=True)
-        self._snapshot = engine.execution_options(pier_snapshot=True)
+        self._sqlite = engine.dialect.name == "sqlite"
         self._insert_blob = self._insert_or_ignore(schema.blobs)
         self._insert_repository_blob = self._insert_or_ignore(schema.repository_blobs)
-        self._sqlite_writers = (
-            SqliteWriters(self._write, engine.url.database or "") if engine.dialect.name == "sqlite" else None
-        )
+        self._sqlite_writers = SqliteWriters(engine, engine.url.database or "") if self._sqlite else None
         migrate.upgrade(engine)
 
     @contextmanager
@@ -122,7 +107,7 @@ class SqlBase:
                 with self._sqlite_writers.transaction() as conn:
                     yield conn
             else:
-                with self._write.begin() as conn:
+                with self.engine.begin() as conn:
                     yield conn
         finally:
             self._generation.bump()
@@ -131,8 +116,20 @@ class SqlBase:
         return self._generation.current()
 
     def _reading(self, snapshot: bool = False) -> Connection:
-        """A connection that only reads: one statement, or with snapshot=True several that must agree."""
-        return (self._snapshot if snapshot else self.engine).connect()
+        """A connection that only reads: one statement, or with snapshot=True several that must agree.
+
+        On SQLite a read of one statement needs no BEGIN (the statement is its own snapshot; BEGIN and
+        ROLLBACK were half of a short read's time); several that must agree get a BEGIN here. pier says
+        BEGIN itself rather than through a "begin" event: any connection event on the engine makes
+        SQLAlchemy dispatch (empty) events around every statement, a large share of a short one's time."""
+        conn = self.engine.connect()
+        if snapshot and self._sqlite:
+            try:
+                conn.exec_driver_sql("BEGIN")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     def close(self) -> None:
         self.engine.dispose()
