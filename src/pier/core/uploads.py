@@ -38,12 +38,14 @@ def start(core: Core, repository: RepositoryRow, algorithm: str | None = None) -
     another)."""
     if algorithm is not None and (problem := digests.algorithm_problem(algorithm)):
         raise errors.DigestInvalid(problem)
-    if len(core.meta.upload_ids(repository.id)) >= core.max_uploads:
-        raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
     upload_id = str(uuid.uuid4())
     now = core.clock()
     core.blobs.start_upload(upload_id, algorithm)
-    core.meta.insert_upload(UploadRow(upload_id, repository.id, 0, 0, False, now, now))
+    # The limit is counted by the write that records the upload (one statement, and no two starts at once
+    # both pass it on SQLite, where writes take turns); a refused upload's empty file goes at once.
+    if not core.meta.insert_upload(UploadRow(upload_id, repository.id, 0, 0, False, now, now), core.max_uploads):
+        core.blobs.cancel_upload(upload_id)
+        raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
     return upload_id
 
 

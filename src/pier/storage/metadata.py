@@ -426,7 +426,9 @@ class MetadataStore(Protocol):
     def remove_tag(self, repository_id: int, tag: str) -> None: ...
 
     # Uploads
-    def insert_upload(self, upload: UploadRow) -> None: ...
+    def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
+        """Record a new upload; with max_in_repository, only if its repository has fewer uploads than that,
+        counted in the transaction that inserts (False: nothing inserted)."""
 
     def get_upload(self, upload_id: str) -> UploadRow | None: ...
 

@@ -29,6 +29,26 @@ _UPLOAD_BY_ID = select(_uploads).where(_uploads.c.id == bindparam("id"))
 _UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(_uploads.c.repository_id == bindparam("repository_id"))
 _COUNT_UPLOADS = select(func.count()).select_from(_uploads)
 _INSERT_UPLOAD = insert(_uploads)
+_UPLOAD_COLUMNS = [_uploads.c[name] for name in UploadRow.__dataclass_fields__]
+_REPOSITORY_ID = bindparam("repository_id", type_=_uploads.c.repository_id.type)
+# One statement, in the write transaction: the row, unless the repository has max_uploads already. Its
+# rowcount says which (kept when asked: see SqlBase._insert_or_ignore).
+_INSERT_UPLOAD_WITHIN = (
+    insert(_uploads)
+    .from_select(
+        _UPLOAD_COLUMNS,
+        select(
+            *(_REPOSITORY_ID if c.name == "repository_id" else bindparam(c.name, type_=c.type) for c in _UPLOAD_COLUMNS)
+        ).where(
+            select(func.count())
+            .select_from(_uploads)
+            .where(_uploads.c.repository_id == _REPOSITORY_ID)
+            .scalar_subquery()
+            < bindparam("max_uploads")
+        ),
+    )
+    .execution_options(preserve_rowcount=True)
+)
 _ADVANCE_UPLOAD = (
     update(_uploads)
     .where(_uploads.c.id == bindparam("upload_id"), _uploads.c.size == bindparam("expected_size"))
@@ -45,9 +65,13 @@ _DELETE_UPLOAD = delete(_uploads).where(_uploads.c.id == bindparam("upload_id"))
 class UploadRows(BlobRows):
     # Uploads
 
-    def insert_upload(self, upload: UploadRow) -> None:
+    def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
         with self._writing() as conn:
-            conn.execute(_INSERT_UPLOAD, upload.__dict__)
+            if max_in_repository is None:
+                conn.execute(_INSERT_UPLOAD, upload.__dict__)
+                return True
+            inserted = conn.execute(_INSERT_UPLOAD_WITHIN, {**upload.__dict__, "max_uploads": max_in_repository})
+            return bool(inserted.rowcount)
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
         with self._reading() as conn:
