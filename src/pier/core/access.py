@@ -188,11 +188,21 @@ def remembered_repository(core: Core, path: str) -> RepositoryRow | None:
     return row
 
 
-def repository_by_path(core: Core, caller: Caller | None, path: str, action: str | None) -> RepositoryRow:
+def repository_by_path(
+    core: Core, caller: Caller | None, path: str, action: str | None, *, memory_only: bool = False
+) -> RepositoryRow:
     """The repository `<alias>/<name>` names, if the caller may do `action` (an ECR operation, or PULL).
 
     The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
     client logs in before anything else); a caller without the right gets AccessDenied, naming the action.
+
+    A push (any action but PULL) takes the repository from core.pushes while no repository changed since
+    it was read (storage: repository_generation), so pushes that write meanwhile do not make every push
+    ask the store again; the caller's rights are decided afresh each time. What a write relies on stays
+    with the write: the store refuses a row for a repository deleted meanwhile (foreign keys), as it
+    did when the repository was read a moment before the write. With memory_only, NotInMemory when the
+    answer needs the store (everything else is in memory). A pull reads the store here (the door asks
+    remembered_repository first).
     """
     if action is not PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action} {path}")
@@ -203,11 +213,19 @@ def repository_by_path(core: Core, caller: Caller | None, path: str, action: str
     if account is None:
         raise errors.RepositoryNotFound(alias, name)
     pullthrough.refuse_writes(core, account.id, name, action)
-    started = core.reads.start()
-    row = core.meta.get_repository(account.id, name)
+    row: RepositoryRow | None
+    if action is not PULL and core.pushes is not None:
+        key = ("repository", path)
+        row = remembered(core.pushes, key, lambda: core.meta.get_repository(account.id, name), memory_only)
+    elif memory_only:
+        raise NotInMemory
+    else:
+        started = core.reads.start()
+        row = core.meta.get_repository(account.id, name)
+        if row is not None:
+            core.reads.put(started, ("repository", path), row)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)
-    core.reads.put(started, ("repository", path), row)
     if action is not PULL and caller is not None:
         refusal = refusal_for(core, caller, row, action)
         if refusal is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pier.storage import migrate, schema
-from pier.storage.generation import WriteGeneration
+from pier.storage.generation import REPOSITORIES_SUFFIX, WriteGeneration
 from pier.storage.sqlite_writers import SqliteWriters
 
 WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
@@ -93,15 +94,23 @@ class SqlBase:
         self.engine = engine
         self._generation = generation or WriteGeneration()
         self._sqlite = engine.dialect.name == "sqlite"
+        database = engine.url.database or ""
+        self._repository_generation = (
+            WriteGeneration(Path(database + REPOSITORIES_SUFFIX))
+            if self._sqlite and database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
         self._insert_blob = self._insert_or_ignore(schema.blobs)
         self._insert_repository_blob = self._insert_or_ignore(schema.repository_blobs)
         self._sqlite_writers = SqliteWriters(engine, engine.url.database or "") if self._sqlite else None
         migrate.upgrade(engine)
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self, repositories: bool = False) -> Iterator[Connection]:
         """A transaction that writes (every write goes through here). Once it has ended, committed or not,
-        the write generation moves: what any process on this host remembers of earlier reads is dropped."""
+        the write generation moves: what any process on this host remembers of earlier reads is dropped.
+        With `repositories` (the writes that create or delete a repository, or set its policy or catalog
+        data), the repository generation moves too."""
         try:
             if self._sqlite_writers is not None:
                 with self._sqlite_writers.transaction() as conn:
@@ -110,10 +119,19 @@ class SqlBase:
                 with self.engine.begin() as conn:
                     yield conn
         finally:
+            if repositories and self._repository_generation is not None:
+                self._repository_generation.bump()
             self._generation.bump()
 
     def write_generation(self) -> int:
         return self._generation.current()
+
+    def repository_generation(self) -> int | None:
+        # SQLite: every process that writes this database runs on this host and maps the file beside it,
+        # whatever its data dir. A PostgreSQL database may have writers on other hosts, which no file on this
+        # host can show.
+        generation = self._repository_generation
+        return generation.current() if generation is not None and generation.shared else None
 
     def _reading(self, snapshot: bool = False) -> Connection:
         """A connection that only reads: one statement, or with snapshot=True several that must agree.
@@ -134,6 +152,8 @@ class SqlBase:
     def close(self) -> None:
         self.engine.dispose()
         self._generation.close()
+        if self._repository_generation is not None:
+            self._repository_generation.close()
         if self._sqlite_writers is not None:
             self._sqlite_writers.close()
 
