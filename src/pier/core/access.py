@@ -184,7 +184,8 @@ PULL = None
 def remembered_repository(core: Core, path: str) -> RepositoryRow | None:
     """The repository `<alias>/<name>` names for a pull, if memory still holds it (core/reads.py): what
     repository_by_path(core, caller, path, PULL) answers, without asking the store; None otherwise."""
-    row: RepositoryRow | None = core.reads.get(("repository", path))
+    memory = core.repositories if core.repositories is not None else core.reads
+    row: RepositoryRow | None = memory.get(("repository", path))
     return row
 
 
@@ -196,13 +197,13 @@ def repository_by_path(
     The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
     client logs in before anything else); a caller without the right gets AccessDenied, naming the action.
 
-    A push (any action but PULL) takes the repository from core.pushes while no repository changed since
-    it was read (storage: repository_generation), so pushes that write meanwhile do not make every push
-    ask the store again; the caller's rights are decided afresh each time. What a write relies on stays
-    with the write: the store refuses a row for a repository deleted meanwhile (foreign keys), as it
-    did when the repository was read a moment before the write. With memory_only, NotInMemory when the
-    answer needs the store (everything else is in memory). A pull reads the store here (the door asks
-    remembered_repository first).
+    The repository comes from core.repositories while no repository changed since it was read (storage:
+    repository_generation), so pushes that write meanwhile do not make every push and pull ask the store
+    again; the caller's rights are decided afresh each time. What a write relies on stays with the write:
+    the store refuses a row for a repository deleted meanwhile (foreign keys), as it did when the
+    repository was read a moment before the write. Without that memory (PostgreSQL) a push reads the store,
+    and a pull too (what it reads is kept in core.reads, for remembered_repository). With memory_only,
+    NotInMemory when the answer needs the store (everything else is in memory).
     """
     if action is not PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action} {path}")
@@ -214,9 +215,9 @@ def repository_by_path(
         raise errors.RepositoryNotFound(alias, name)
     pullthrough.refuse_writes(core, account.id, name, action)
     row: RepositoryRow | None
-    if action is not PULL and core.pushes is not None:
+    if core.repositories is not None:
         key = ("repository", path)
-        row = remembered(core.pushes, key, lambda: core.meta.get_repository(account.id, name), memory_only)
+        row = remembered(core.repositories, key, lambda: core.meta.get_repository(account.id, name), memory_only)
     elif memory_only:
         raise NotInMemory
     else:
