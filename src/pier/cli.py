@@ -245,6 +245,7 @@ def scrub_blobs(config: Config, repair: bool, rate: float | None, as_json: bool,
 @contextmanager
 def _sqlite_copy(path: Path) -> Iterator[MetadataStore]:
     """A backup's or a restore's metadata file, opened as pier opens its own (migrated if older)."""
+    from pier.storage.generation import REPOSITORIES_SUFFIX
     from pier.storage.sql import SqlMetadataStore
 
     store = SqlMetadataStore.from_url(f"sqlite:///{path.resolve()}")
@@ -252,7 +253,8 @@ def _sqlite_copy(path: Path) -> Iterator[MetadataStore]:
         yield store
     finally:
         store.close()
-        Path(f"{path}.write-lock").unlink(missing_ok=True)  # pier serve makes its own
+        for companion in (".write-lock", REPOSITORIES_SUFFIX):  # pier serve makes its own
+            Path(f"{path}{companion}").unlink(missing_ok=True)
 
 
 def back_up(config: Config, dest: Path, copy: bool) -> int:

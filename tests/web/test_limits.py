@@ -56,7 +56,7 @@ def test_oversized_headers_are_refused(pier: Any) -> None:
     assert response.status_code == 431
 
 
-def test_uploads_in_progress_are_limited(make_server: Any) -> None:
+def test_uploads_in_progress_are_limited(make_server: Any, backend: Any) -> None:
     server = make_server("max_uploads_per_repository = 2\n")
     ecr = client(server)
     ecr.create_repository(repositoryName="busy")

@@ -184,15 +184,26 @@ PULL = None
 def remembered_repository(core: Core, path: str) -> RepositoryRow | None:
     """The repository `<alias>/<name>` names for a pull, if memory still holds it (core/reads.py): what
     repository_by_path(core, caller, path, PULL) answers, without asking the store; None otherwise."""
-    row: RepositoryRow | None = core.reads.get(("repository", path))
+    memory = core.repositories if core.repositories is not None else core.reads
+    row: RepositoryRow | None = memory.get(("repository", path))
     return row
 
 
-def repository_by_path(core: Core, caller: Caller | None, path: str, action: str | None) -> RepositoryRow:
+def repository_by_path(
+    core: Core, caller: Caller | None, path: str, action: str | None, *, memory_only: bool = False
+) -> RepositoryRow:
     """The repository `<alias>/<name>` names, if the caller may do `action` (an ECR operation, or PULL).
 
     The caller is None when anonymous. Anonymous callers who need an account learn that first (so a
     client logs in before anything else); a caller without the right gets AccessDenied, naming the action.
+
+    The repository comes from core.repositories while no repository changed since it was read (storage:
+    repository_generation), so pushes that write meanwhile do not make every push and pull ask the store
+    again; the caller's rights are decided afresh each time. What a write relies on stays with the write:
+    the store refuses a row for a repository deleted meanwhile (foreign keys), as it did when the
+    repository was read a moment before the write. Without that memory (PostgreSQL) a push reads the store,
+    and a pull too (what it reads is kept in core.reads, for remembered_repository). With memory_only,
+    NotInMemory when the answer needs the store (everything else is in memory).
     """
     if action is not PULL and caller is None:
         raise errors.AuthenticationRequired(f"{action} {path}")
@@ -203,11 +214,19 @@ def repository_by_path(core: Core, caller: Caller | None, path: str, action: str
     if account is None:
         raise errors.RepositoryNotFound(alias, name)
     pullthrough.refuse_writes(core, account.id, name, action)
-    started = core.reads.start()
-    row = core.meta.get_repository(account.id, name)
+    row: RepositoryRow | None
+    if core.repositories is not None:
+        key = ("repository", path)
+        row = remembered(core.repositories, key, lambda: core.meta.get_repository(account.id, name), memory_only)
+    elif memory_only:
+        raise NotInMemory
+    else:
+        started = core.reads.start()
+        row = core.meta.get_repository(account.id, name)
+        if row is not None:
+            core.reads.put(started, ("repository", path), row)
     if row is None:
         raise errors.RepositoryNotFound(account.id, name)
-    core.reads.put(started, ("repository", path), row)
     if action is not PULL and caller is not None:
         refusal = refusal_for(core, caller, row, action)
         if refusal is not None:

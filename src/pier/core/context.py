@@ -81,9 +81,18 @@ class Core:
     downloads: DownloadCounter = field(default_factory=lambda: DownloadCounter())
     reads: Reads = field(init=False)  # answers of the hottest reads, kept while no write moved on (core/reads.py)
     pages: Reads = field(init=False)  # pages of listings (DescribeImages), the same way, fewer of them
+    # The repositories pushes and pulls name, kept while no repository changed (core/access.py); None when
+    # the store cannot tell that for every writer.
+    repositories: Reads | None = field(init=False)
     pull_through: Rules = field(default_factory=Rules)  # pull-through cache rules, by account
     clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:
         self.reads = Reads(self.meta.write_generation)
         self.pages = Reads(self.meta.write_generation, size=PAGES_KEPT)
+        self.repositories = None
+        if self.meta.repository_generation() is not None:
+            self.repositories = Reads(self._repository_generation)
+
+    def _repository_generation(self) -> int:
+        return self.meta.repository_generation() or 0

@@ -16,9 +16,12 @@ from starlette.routing import BaseRoute, Route
 from pier import errors
 from pier.core.access import PULL, is_repository_path, remembered_repository, repository_by_path
 from pier.core.context import Core
+from pier.core.principals import Caller
+from pier.core.reads import NotInMemory
 from pier.oci import auth, blobs, manifests, pullthrough, referrers, tags, uploads
 from pier.oci.context import OciRequest
 from pier.oci.errors import API_VERSION_HEADER, OciError, for_failure, respond, to_oci
+from pier.storage.metadata import RepositoryRow
 from pier.web.bodies import BodyError, close_unless_read, discard_rest, has_body
 from pier.web.exchange import exchange
 from pier.web.threads import run_sync
@@ -29,6 +32,14 @@ CacheHandler = Callable[[pullthrough.CacheRequest], Awaitable[Response]]
 # holds an upload-body slot (bounded in number), and for any other.
 DISCARD_BEFORE_ERROR = 64 * 1024 * 1024
 DISCARD_WITHOUT_SLOT = 1024 * 1024
+
+
+def _pushed_to(core: Core, caller: Caller | None, name: str, action: str) -> RepositoryRow | None:
+    """The repository a push names, with the caller's right to `action` checked, if memory holds it."""
+    try:
+        return repository_by_path(core, caller, name, action, memory_only=True)
+    except NotInMemory:
+        return None
 
 
 def guarded(
@@ -64,7 +75,10 @@ def guarded(
                 cache = request.app.state.pull_through
                 response = await cached(pullthrough.CacheRequest(request, core, caller, name, *rule, cache))
             else:
-                repository = remembered_repository(core, name) if action is PULL else None
+                if action is PULL:
+                    repository = remembered_repository(core, name)
+                else:
+                    repository = _pushed_to(core, caller, name, action)
                 if repository is None:  # not in memory (core/reads.py): ask the store, in a thread
                     repository = await run_sync(repository_by_path, core, caller, name, action)
                 ctx = OciRequest(request, core, caller, repository, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 
 from starlette.responses import Response
@@ -20,9 +21,10 @@ from pier.core.access import PULL, repository_by_path
 from pier.digests import is_upload_id
 from pier.oci.context import OciRequest
 from pier.oci.errors import OciError, for_failure, require_digest
+from pier.web import metrics
 from pier.web.bodies import has_body
-from pier.web.streams import stream_body
-from pier.web.threads import run_sync, run_upload
+from pier.web.streams import BATCH, stream_body
+from pier.web.threads import run_sync, run_upload, upload_pool
 
 # Content-Range as clients send it: "0-1023", "bytes 0-1023/*", "bytes=0-1023".
 CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -64,9 +66,12 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
 
     Each step runs on the upload pool; the body is awaited on the event loop in between (stream_body), so
     a client that stalls holds no thread, and whatever ends the request early leaves the upload as last
-    acknowledged."""
+    acknowledged. A small body is received whole first, then written in one step (_append_small)."""
     offset, expected = _body_range(ctx)
     try:
+        length = ctx.request.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= BATCH:
+            return await _append_small(ctx, upload_id, offset, expected, digest)
         appending = await run_upload(uploads.Append, ctx.core, ctx.repository, upload_id, offset, expected, digest)
         try:
             await stream_body(ctx.request, appending.write)
@@ -79,6 +84,33 @@ async def _append(ctx: OciRequest, upload_id: str, digest: str | None = None) ->
             raise
     except errors.InvalidLayerPart as refused:
         raise await _out_of_order(ctx, upload_id, refused) from None
+
+
+async def _append_small(
+    ctx: OciRequest, upload_id: str, offset: int | None, expected: int | None, digest: str | None
+) -> int:
+    """A body of at most one batch (a config, a layer of up to 1 MiB; Content-Length bounds it): received
+    whole on the loop first, then appended (and finished) in one step on the upload pool, not three. If
+    the request ends while that step runs, this returns once it is over, as _append does."""
+    parts = [chunk async for chunk in ctx.request.stream() if chunk]
+    call = functools.partial(
+        uploads.append_received,
+        ctx.core,
+        ctx.repository,
+        upload_id,
+        offset,
+        parts,
+        expected,
+        digest,
+        metrics.BLOB_BYTES_RECEIVED.inc,
+    )
+    step = asyncio.get_running_loop().run_in_executor(upload_pool(), call)
+    try:
+        return await asyncio.shield(step)
+    except BaseException:
+        if not step.done():
+            await asyncio.wait([step])
+        raise
 
 
 async def _out_of_order(ctx: OciRequest, upload_id: str, refused: errors.InvalidLayerPart) -> OciError:

@@ -23,6 +23,10 @@ from pathlib import Path
 
 log = logging.getLogger("pier")
 FILE_NAME = "read-generation"
+# Beside a SQLite database (every process that opens it shares it, whatever its data dir), moved only by
+# writes that change a repository's row (created, deleted, its policy or catalog data set): what lets
+# pushes keep the repository they name while other pushes write (core/access.py).
+REPOSITORIES_SUFFIX = ".repository-generation"
 _FORMAT = struct.Struct("=Q")
 
 
@@ -35,6 +39,11 @@ class WriteGeneration:
                 self._map = _open(path)
             except OSError as error:  # a read-only data dir: this process alone then
                 log.warning("cannot share the read generation through %s (%s): this process only", path, error)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see this number (else it lives in this process only)."""
+        return self._map is not None
 
     def current(self) -> int:
         if self._map is None:

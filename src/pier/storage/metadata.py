@@ -197,6 +197,12 @@ class MetadataStore(Protocol):
         """A number that changes once any write transaction of any process on this host has ended
         (storage/generation.py): what was read under another number may be stale."""
 
+    def repository_generation(self) -> int | None:
+        """A number that changes once any transaction that created or deleted a repository, or set its
+        policy or catalog data, has ended, in any process that writes this store; None when the store
+        cannot vouch for every writer (one shared by several hosts). Pushes and downloads do not move it:
+        a repository's last_pushed_at and downloads read under it may be old."""
+
     # Repositories
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int

@@ -36,7 +36,7 @@ def upgrade(engine: Engine) -> None:
             # transaction (which also makes processes starting together take turns), a check, then on.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
-            connection = connection.execution_options(pier_write=True)  # BEGIN IMMEDIATE (storage/sql/engine.py)
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the DBAPI connection leaves BEGIN to us (sql/engine.py)
         try:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -46,7 +46,6 @@ def upgrade(engine: Engine) -> None:
         finally:
             if sqlite:
                 connection.rollback()  # nothing, after a commit; all of it, after a failure
-                connection.execution_options(pier_write=False)  # outside a transaction again, where it counts
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
             if engine.dialect.name == "postgresql":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pier.storage import migrate, schema
-from pier.storage.generation import WriteGeneration
+from pier.storage.generation import REPOSITORIES_SUFFIX, WriteGeneration
 from pier.storage.sqlite_writers import SqliteWriters
 
 WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
@@ -59,24 +60,12 @@ def open_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we BEGIN ourselves, below
+            dbapi_connection.isolation_level = None  # we BEGIN ourselves (SqlBase._reading, SqliteWriters)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # A writing transaction takes the write lock up front (IMMEDIATE), so two writers queue on
-            # the busy timeout instead of one failing when it upgrades from reading to writing. A read of
-            # one statement needs no BEGIN (the statement is its own snapshot); BEGIN and ROLLBACK were half of
-            # a short read's time.
-            options = conn.get_execution_options()
-            if options.get("pier_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            elif options.get("pier_snapshot"):
-                conn.exec_driver_sql("BEGIN")
 
         return engine
     # Dead pooled connections are noticed before use (a database restart costs no failed requests once it
@@ -104,39 +93,67 @@ class SqlBase:
     def __init__(self, engine: Engine, generation: WriteGeneration | None = None) -> None:
         self.engine = engine
         self._generation = generation or WriteGeneration()
-        self._write = engine.execution_options(pier_write=True)
-        self._snapshot = engine.execution_options(pier_snapshot=True)
+        self._sqlite = engine.dialect.name == "sqlite"
+        database = engine.url.database or ""
+        self._repository_generation = (
+            WriteGeneration(Path(database + REPOSITORIES_SUFFIX))
+            if self._sqlite and database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
         self._insert_blob = self._insert_or_ignore(schema.blobs)
         self._insert_repository_blob = self._insert_or_ignore(schema.repository_blobs)
-        self._sqlite_writers = (
-            SqliteWriters(self._write, engine.url.database or "") if engine.dialect.name == "sqlite" else None
-        )
+        self._sqlite_writers = SqliteWriters(engine, engine.url.database or "") if self._sqlite else None
         migrate.upgrade(engine)
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self, repositories: bool = False) -> Iterator[Connection]:
         """A transaction that writes (every write goes through here). Once it has ended, committed or not,
-        the write generation moves: what any process on this host remembers of earlier reads is dropped."""
+        the write generation moves: what any process on this host remembers of earlier reads is dropped.
+        With `repositories` (the writes that create or delete a repository, or set its policy or catalog
+        data), the repository generation moves too."""
         try:
             if self._sqlite_writers is not None:
                 with self._sqlite_writers.transaction() as conn:
                     yield conn
             else:
-                with self._write.begin() as conn:
+                with self.engine.begin() as conn:
                     yield conn
         finally:
+            if repositories and self._repository_generation is not None:
+                self._repository_generation.bump()
             self._generation.bump()
 
     def write_generation(self) -> int:
         return self._generation.current()
 
+    def repository_generation(self) -> int | None:
+        # SQLite: every process that writes this database runs on this host and maps the file beside it,
+        # whatever its data dir. A PostgreSQL database may have writers on other hosts, which no file on this
+        # host can show.
+        generation = self._repository_generation
+        return generation.current() if generation is not None and generation.shared else None
+
     def _reading(self, snapshot: bool = False) -> Connection:
-        """A connection that only reads: one statement, or with snapshot=True several that must agree."""
-        return (self._snapshot if snapshot else self.engine).connect()
+        """A connection that only reads: one statement, or with snapshot=True several that must agree.
+
+        On SQLite a read of one statement needs no BEGIN (the statement is its own snapshot; BEGIN and
+        ROLLBACK were half of a short read's time); several that must agree get a BEGIN here. pier says
+        BEGIN itself rather than through a "begin" event: any connection event on the engine makes
+        SQLAlchemy dispatch (empty) events around every statement, a large share of a short one's time."""
+        conn = self.engine.connect()
+        if snapshot and self._sqlite:
+            try:
+                conn.exec_driver_sql("BEGIN")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     def close(self) -> None:
         self.engine.dispose()
         self._generation.close()
+        if self._repository_generation is not None:
+            self._repository_generation.close()
         if self._sqlite_writers is not None:
             self._sqlite_writers.close()
 

@@ -44,7 +44,7 @@ class RepositoryRows(SqlBase):
     def insert_repository(
         self, registry_id: str, name: str, created_at: float, catalog: CatalogRow, tags: Mapping[str, str], limit: int
     ) -> RepositoryRow:
-        with self._writing() as conn:
+        with self._writing(repositories=True) as conn:
             count = conn.execute(
                 select(func.count()).select_from(_repos).where(_repos.c.registry_id == registry_id)
             ).scalar_one()
@@ -78,7 +78,7 @@ class RepositoryRows(SqlBase):
         return [repository_row(row) for row in rows]
 
     def delete_repository(self, repository_id: int) -> None:
-        with self._writing() as conn:
+        with self._writing(repositories=True) as conn:
             image_ids = select(_images.c.id).where(_images.c.repository_id == repository_id)
             conn.execute(delete(schema.image_blobs).where(schema.image_blobs.c.image_id.in_(image_ids)))
             conn.execute(delete(schema.image_children).where(schema.image_children.c.image_id.in_(image_ids)))
@@ -87,11 +87,11 @@ class RepositoryRows(SqlBase):
             conn.execute(delete(_repos).where(_repos.c.id == repository_id))
 
     def set_policy(self, repository_id: int, policy_text: str | None) -> None:
-        with self._writing() as conn:
+        with self._writing(repositories=True) as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(policy_text=policy_text))
 
     def set_catalog(self, repository_id: int, catalog: CatalogRow) -> None:
-        with self._writing() as conn:
+        with self._writing(repositories=True) as conn:
             conn.execute(update(_repos).where(_repos.c.id == repository_id).values(**catalog_columns(catalog)))
 
     # Resource tags
