@@ -49,9 +49,6 @@ ACCEPTED_CONTENT_TYPES = {CONTENT_TYPE, "application/x-amz-json-1.0", "applicati
 # Operations whose bodies are upload bytes: bounded in flight (web/admission.py), run on the upload pool.
 UPLOAD_BODY_OPERATIONS = (".UploadLayerPart",)
 BYTES_OPERATIONS = {"UploadLayerPart", "CompleteLayerUpload"}
-# Answered on the event loop when the signing keys are fresh: a policy decision on what is in memory and an
-# HMAC, cheaper than the thread hop (core/registries.py reads nothing from the store for it).
-SIGNING_OPERATIONS = {"GetAuthorizationToken"}
 _CLAIMED_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
 
 # Operations that change nothing are not audited.
@@ -172,9 +169,8 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
 
 
 def _from_memory(core: Core, caller: Caller, operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The answer, on the event loop, when the operation can give it from memory; None otherwise."""
-    if operation in SIGNING_OPERATIONS and core.signer.signs_from_memory():
-        return HANDLERS[operation](core, caller, params)
+    """The answer, on the event loop, when the operation can give it from memory (api/operations.py
+    FROM_MEMORY: a DescribeImages page kept, a token signed with fresh keys); None otherwise."""
     handler = FROM_MEMORY.get(operation)
     if handler is None:
         return None

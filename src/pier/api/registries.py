@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pier.api.operations import Params, operation
+from pier.api.operations import Params, from_memory, operation
 from pier.core import pagination, registries
 from pier.core.context import Core
 from pier.core.principals import Caller
@@ -33,5 +33,13 @@ def describe_registries(core: Core, caller: Caller, params: Params) -> dict[str,
 
 @operation("GetAuthorizationToken")
 def get_authorization_token(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
-    token, expires_at = registries.get_authorization_token(core, caller)
+    return _authorization_data(*registries.get_authorization_token(core, caller))
+
+
+@from_memory("GetAuthorizationToken")
+def get_authorization_token_from_memory(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
+    return _authorization_data(*registries.get_authorization_token(core, caller, memory_only=True))
+
+
+def _authorization_data(token: str, expires_at: float) -> dict[str, Any]:
     return {"authorizationData": {"authorizationToken": token, "expiresAt": expires_at}}

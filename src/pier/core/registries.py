@@ -10,6 +10,7 @@ from pier.core.access import require, require_registry
 from pier.core.accounts import registry_arn
 from pier.core.context import Core
 from pier.core.principals import Caller, Revoked
+from pier.core.reads import NotInMemory
 from pier.core.tokens import InvalidToken
 from pier.core.users import MISS_SECONDS
 
@@ -37,9 +38,12 @@ def describe_registries(core: Core, caller: Caller) -> list[Registry]:
     return [Registry(account.id, registry_arn(account.id), uri, account.alias, account.verified)]
 
 
-def get_authorization_token(core: Core, caller: Caller) -> tuple[str, float]:
+def get_authorization_token(core: Core, caller: Caller, *, memory_only: bool = False) -> tuple[str, float]:
     """(base64 of 'AWS:<password>', expiry). The password is a signed token naming the caller (and the key
-    it signed with), checked without a lookup of its own; who it names is looked up at each use."""
+    it signed with), checked without a lookup of its own; who it names is looked up at each use. With
+    memory_only, NotInMemory (core/reads.py) unless the signing keys are fresh: the rest is an HMAC."""
+    if memory_only and not core.signer.signs_from_memory():
+        raise NotInMemory
     for action in TOKEN_ACTIONS:
         require(core, caller, action, "*")
     expires_at = core.clock() + limits.AUTHORIZATION_TOKEN_SECONDS
