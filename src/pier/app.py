@@ -157,15 +157,12 @@ async def write_last_downloads(core: Core) -> None:
         log.error("stopping with %d download count(s) unwritten: they are lost", core.downloads.unwritten)
 
 
-WORKER_CONFIG_ENV = rundirs.WORKER_CONFIG_ENV
-
-
 def app_for_worker() -> Starlette:
     """The app factory Granian's worker processes call (`pier serve --workers N`)."""
     _die_with_parent()
     # SIGHUP is for the parent (it reloads the certificate by starting new workers); never stop a worker.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    config = load_resolved(Path(os.environ[WORKER_CONFIG_ENV]))
+    config = load_resolved(Path(os.environ[rundirs.WORKER_CONFIG_ENV]))
     logs.configure(config.log_format, config.log_level)
     return create_app(config)
 

@@ -242,9 +242,7 @@ def _compiled_serializer(shape: Any) -> Serializer | None:
         serializer = None if item is None else _each_value(item)
     elif kind == "blob":
         serializer = _base64
-    elif kind == "timestamp":  # seconds since the epoch, int or float, are written as they are
-        serializer = None
-    else:
+    else:  # strings, numbers, booleans, and timestamps (seconds since the epoch, int or float) as they are
         serializer = None
     _SERIALIZERS[id(shape)] = (shape, serializer)  # the shape is kept too, so its id is never reused
     return serializer
