@@ -153,6 +153,18 @@ def test_a_moved_tag_is_seen_after_its_ttl_and_served_stale_during_an_outage(
     assert len(proxy.requests("GET", "/manifests/")) == gets
 
 
+def streamed(url: str, auth: dict[str, str], on_bytes: Callable[[int], None]) -> tuple[str, int]:
+    """GET a blob as a stream: (its sha256 digest, its length); on_bytes(bytes so far) after each chunk."""
+    with httpx.stream("GET", url, headers=auth, timeout=120, follow_redirects=True) as response:
+        assert response.status_code == 200, response.read()
+        digest, received = hashlib.sha256(), 0
+        for chunk in response.iter_bytes():
+            digest.update(chunk)
+            received += len(chunk)
+            on_bytes(received)
+        return "sha256:" + digest.hexdigest(), received
+
+
 def test_concurrent_first_pulls_of_a_large_layer_cause_one_fetch_and_stream_at_once(
     make_server: Callable[..., PierServer], backend: Backend, upstream: tuple[Distribution, Proxy], tmp_path: Path
 ) -> None:
@@ -169,16 +181,12 @@ def test_concurrent_first_pulls_of_a_large_layer_cause_one_fetch_and_stream_at_o
     results: dict[int, tuple[str, int] | BaseException] = {}
 
     def download(i: int) -> None:
+        def on_bytes(received: int) -> None:
+            if received >= MIB:
+                first_bytes.set()
+
         try:
-            with httpx.stream("GET", url, headers=auth, timeout=120, follow_redirects=True) as response:
-                assert response.status_code == 200, response.read()
-                digest, received = hashlib.sha256(), 0
-                for chunk in response.iter_bytes():
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if received >= MIB:
-                        first_bytes.set()
-                results[i] = ("sha256:" + digest.hexdigest(), received)
+            results[i] = streamed(url, auth, on_bytes)
         except BaseException as failure:
             results[i] = failure
 
@@ -214,19 +222,15 @@ def test_a_first_client_that_stops_reading_holds_neither_the_fetch_nor_other_cli
     results: dict[str, tuple[str, int] | BaseException] = {}
 
     def download(who: str) -> None:
+        def on_bytes(received: int) -> None:
+            if who == "slow" and received >= MIB and not reading.is_set():
+                reading.set()
+                # Stops reading until the other client has everything: held behind this one, it never would.
+                if not second_done.wait(60):
+                    raise AssertionError("another client was held behind one that stopped reading")
+
         try:
-            with httpx.stream("GET", url, headers=auth, timeout=120, follow_redirects=True) as response:
-                assert response.status_code == 200, response.read()
-                digest, received = hashlib.sha256(), 0
-                for chunk in response.iter_bytes():
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if who == "slow" and received >= MIB and not reading.is_set():
-                        reading.set()
-                        # Stops reading until the other client has everything: held behind this one, it never would.
-                        if not second_done.wait(60):
-                            raise AssertionError("another client was held behind one that stopped reading")
-                results[who] = ("sha256:" + digest.hexdigest(), received)
+            results[who] = streamed(url, auth, on_bytes)
         except BaseException as failure:
             results[who] = failure
 
