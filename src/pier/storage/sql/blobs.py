@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from pier.storage import schema
 from pier.storage.metadata import BlobRecord, BlobUse
 from pier.storage.sql.engine import Keep, SqlBase
-from pier.storage.sql.images import _TAGS_OF_IMAGES
+from pier.storage.sql.images import TAGS_OF_IMAGES
 
 _repos = schema.repositories
 _images = schema.images
@@ -251,7 +251,7 @@ class BlobRows(SqlBase):
             tags: dict[int, list[str]] = {}
             image_ids = list({row[1] for row in found})
             for start in range(0, len(image_ids), 500):
-                for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": image_ids[start : start + 500]}):
+                for image_id, tag in conn.execute(TAGS_OF_IMAGES, {"ids": image_ids[start : start + 500]}):
                     tags.setdefault(image_id, []).append(tag)
             uses = [
                 BlobUse(blob, repository_id, registry_id, name, image, tuple(tags.get(image_id, ())))

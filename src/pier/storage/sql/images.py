@@ -90,7 +90,7 @@ _PAGE_OF_IMAGES = (
     .select_from(_PAGE.outerjoin(_image_tags, _image_tags.c.image_id == _PAGE.c.id))
     .order_by(_PAGE.c.id, _image_tags.c.tag)
 )
-_TAGS_OF_IMAGES = (
+TAGS_OF_IMAGES = (
     select(_image_tags.c.image_id, _image_tags.c.tag)
     .where(_image_tags.c.image_id.in_(bindparam("ids", expanding=True)))
     .order_by(_image_tags.c.tag)
@@ -349,6 +349,6 @@ def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, An
     if not rows:
         return []
     tags: dict[int, list[str]] = {}
-    for image_id, tag in conn.execute(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
+    for image_id, tag in conn.execute(TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
         tags.setdefault(image_id, []).append(tag)
     return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]
