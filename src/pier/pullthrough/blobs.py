@@ -43,7 +43,11 @@ from pier.storage.metadata import RepositoryRow
 from pier.web.streams import batches
 from pier.web.threads import run_sync, run_upload, upload_pool
 
-LIVE_BEHIND = 16  # batches the first client may fall behind before the fetch waits for it (or detaches it)
+# Bytes of the upstream's body per write on the upload pool (and per batch offered to the live client). Each
+# batch costs a thread hop, a wakeup of the loop and of the live client; at 1 MiB (the request bodies'
+# batch) they were a tenth of pier's CPU per GiB of a first pull (bench/pullthrough.py).
+FETCH_BATCH = 4 * 1024 * 1024
+LIVE_BEHIND = 4  # batches (16 MiB) the first client may fall behind before the fetch waits for it (or detaches it)
 LIVE_PATIENCE = 1.0  # seconds the fetch waits for a client that is behind to take a batch, before detaching it
 
 _END, _DETACHED, _FAILED = object(), object(), object()
@@ -105,7 +109,7 @@ class Live:
     async def _body(self, fetch: Fetch) -> AsyncIterator[bytes]:
         """The fetch's bytes as they come, holding back the last ones until the blob is verified and
         published; if it is not, the body ends short (the connection is cut)."""
-        held: list[bytes] = []
+        held = b""  # the last chunk offered: the blob's last bytes are in it until the next batch comes
         sent = 0
         try:
             while True:
@@ -114,16 +118,18 @@ class Live:
                 if item is _END or item is _DETACHED or item is _FAILED:
                     break
                 assert isinstance(item, list)
-                # The upstream's chunks as they came (up to 256 KiB each): joining them would copy every
-                # byte once more, on the loop, into freshly faulted memory.
-                for chunk in held:
+                # The upstream's chunks as they came: joining them would copy every byte once more, on the
+                # loop, into freshly faulted memory. All but the batch's last go out at once.
+                if held:
+                    yield held
+                    sent += len(held)
+                for chunk in item[:-1]:
                     yield chunk
                     sent += len(chunk)
-                held = item
+                held = item[-1]
             await fetch.finished()  # raises if the bytes were wrong, or the fetch failed
-            for chunk in held or [b""]:  # an empty blob still opens the body
-                yield chunk
-                sent += len(chunk)
+            yield held  # and an empty blob's body is opened
+            sent += len(held)
             if item is _END:
                 return
             # Detached: the rest from the store, where the blob is now published (and verified).
@@ -235,7 +241,7 @@ class Fetch:
         writing: asyncio.Future[None] | None = None
         received = 0
         try:
-            async for batch in batches(upstream.chunks(response)):
+            async for batch in batches(upstream.chunks(response), FETCH_BATCH):
                 received += sum(len(chunk) for chunk in batch)
                 if received > size:
                     detail = f"sent more than the {size} bytes of {self.digest}"

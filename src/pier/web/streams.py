@@ -47,16 +47,16 @@ async def stream_body(request: Request, write: Callable[[list[bytes]], None]) ->
         raise
 
 
-async def batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """Chunks gathered into lists of about BATCH bytes, one write each; the chunks as they came, since
-    joining them would copy every byte once more, on the loop. Request bodies and upstream bodies alike."""
+async def batches(chunks: AsyncIterator[bytes], size_of_batch: int = BATCH) -> AsyncIterator[list[bytes]]:
+    """Chunks gathered into lists of about `size_of_batch` bytes, one write each; the chunks as they came,
+    since joining them would copy every byte once more, on the loop. Request bodies and upstream bodies alike."""
     batch: list[bytes] = []
     size = 0
     async for chunk in chunks:
         if chunk:
             batch.append(chunk)
             size += len(chunk)
-        if size >= BATCH:
+        if size >= size_of_batch:
             yield batch
             batch, size = [], 0
     if batch:
