@@ -48,7 +48,9 @@ from pier.web.threads import run_sync, run_upload, upload_pool
 # batch) they were a tenth of pier's CPU per GiB of a first pull (bench/pullthrough.py).
 FETCH_BATCH = 4 * 1024 * 1024
 LIVE_BEHIND = 4  # batches (16 MiB) the first client may fall behind before the fetch waits for it (or detaches it)
-LIVE_PATIENCE = 1.0  # seconds the fetch waits for a client that is behind to take a batch, before detaching it
+# Seconds the fetch waits for a client that is behind to take a batch, before detaching it: a client that
+# reads 1 MiB/s or more keeps the pace (as it did with 1 MiB batches and 1 s).
+LIVE_PATIENCE = 4.0
 
 _END, _DETACHED, _FAILED = object(), object(), object()
 
