@@ -1,5 +1,5 @@
 """A pull-through cache's cost: a first pull through pier against a pull straight from the upstream, and a
-pull of what pier has cached. Writes bench/results-pullthrough.md.
+pull of what pier has cached. Writes bench/results-pullthrough.md (then bench/notes-pullthrough.md, written by hand).
 
     python bench/pullthrough.py [--mib 256] [--repeat 5]
 
@@ -218,8 +218,10 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
-    (HERE / "results-pullthrough.md").write_text(text)
     print(text)
+    # The hand-written reading of earlier runs (what changed, before and after) stays after the new figures.
+    notes = HERE / "notes-pullthrough.md"
+    (HERE / "results-pullthrough.md").write_text(text + "\n" + notes.read_text() if notes.exists() else text)
 
 
 if __name__ == "__main__":
