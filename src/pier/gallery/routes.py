@@ -105,21 +105,25 @@ def _sorts(request: Request, current: str, choices: tuple[str, ...]) -> list[dic
     ]
 
 
-async def home(request: Request) -> Response:
-    core: Core = request.app.state.core
-    filters = _filters(request)
+async def _search(request: Request, filters: dict[str, Any], max_results: int | None) -> gallery.Listing:
+    """The listing the request's filters, sort and nextToken ask for (InvalidParameter if they are bad)."""
     params = request.query_params
+    return await run_sync(
+        gallery.search,
+        request.app.state.core,
+        filters["term"],
+        filters["architectures"],
+        filters["operating_systems"],
+        max_results,
+        params.get("nextToken"),
+        params.get("sort"),
+    )
+
+
+async def home(request: Request) -> Response:
+    filters = _filters(request)
     try:
-        listing = await run_sync(
-            gallery.search,
-            core,
-            filters["term"],
-            filters["architectures"],
-            filters["operating_systems"],
-            None,
-            params.get("nextToken"),
-            params.get("sort"),
-        )
+        listing = await _search(request, filters, None)
     except errors.InvalidParameter as error:
         return _problem(request, 400, "Bad search", error.message)
     context = {
@@ -207,23 +211,12 @@ async def image(request: Request, alias: str, name: str, tag: str | None, digest
 
 async def search(request: Request) -> Response:
     """GET /search?term=&architecture=&operatingSystem=&sort=&maxResults=&nextToken= as JSON."""
-    core: Core = request.app.state.core
     filters = _filters(request)
-    params = request.query_params
-    raw = params.get("maxResults")
+    raw = request.query_params.get("maxResults")
     try:
         if raw is not None and not raw.isdigit():
             raise errors.InvalidParameter("maxResults must be a number")
-        listing = await run_sync(
-            gallery.search,
-            core,
-            filters["term"],
-            filters["architectures"],
-            filters["operating_systems"],
-            int(raw) if raw else None,
-            params.get("nextToken"),
-            params.get("sort"),
-        )
+        listing = await _search(request, filters, int(raw) if raw else None)
     except errors.InvalidParameter as error:
         return JSONResponse({"message": error.message}, 400)
     return JSONResponse(documents.listing(listing))
