@@ -40,8 +40,8 @@ from pier.core.context import Core
 from pier.core.pullthrough import Rule
 from pier.pullthrough.upstream import Failed, Upstream
 from pier.storage.metadata import RepositoryRow
-from pier.web.streams import batches
-from pier.web.threads import run_sync, run_upload, upload_pool
+from pier.web.streams import write_batches
+from pier.web.threads import run_sync, run_upload
 
 # Bytes of the upstream's body per write on the upload pool (and per batch offered to the live client). Each
 # batch costs a thread hop, a wakeup of the loop and of the live client; at 1 MiB (the request bodies'
@@ -239,27 +239,23 @@ class Fetch:
     async def _copy(
         self, upstream: Upstream, response: aiohttp.ClientResponse, appending: uploads.Append, size: int
     ) -> None:
-        loop = asyncio.get_running_loop()
-        writing: asyncio.Future[None] | None = None
         received = 0
-        try:
-            async for batch in batches(upstream.chunks(response), FETCH_BATCH):
-                received += sum(len(chunk) for chunk in batch)
+
+        async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+            nonlocal received
+            async for chunk in chunks:
+                received += len(chunk)
                 if received > size:
                     detail = f"sent more than the {size} bytes of {self.digest}"
                     raise Failed(upstream.host, Failed.INVALID, detail)
-                if writing is not None:
-                    await writing
-                writing = loop.run_in_executor(upload_pool(), appending.write, batch)
-                if self.live is not None:
-                    await self.live.keep_up(self)
-                    self.live.offer(batch)
-            if writing is not None:
-                await writing
-        except BaseException:
-            if writing is not None and not writing.done():
-                await asyncio.wait([writing])  # the upload is undone next: let the write in flight end first
-            raise
+                yield chunk
+
+        async def handed(batch: list[bytes]) -> None:
+            if self.live is not None:
+                await self.live.keep_up(self)
+                self.live.offer(batch)
+
+        await write_batches(counted(upstream.chunks(response)), appending.write, FETCH_BATCH, handed)
         if received != size:
             detail = f"ended {self.digest} after {received} of its {size} bytes"
             raise Failed(upstream.host, Failed.INVALID, detail)

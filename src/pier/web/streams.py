@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from starlette.requests import Request
 
@@ -26,18 +26,32 @@ async def stream_body(request: Request, write: Callable[[list[bytes]], None]) ->
     """write(batch) on the upload pool for each batch of the body, in order; raises what a write raised,
     or what ended the body (BodyTimeout, ClientGone, ServerClosing). When it raises, no write is running.
     The bytes each write took are counted in pier_blob_bytes_received."""
-    loop = asyncio.get_running_loop()
-    writing: asyncio.Future[None] | None = None
 
     def counted(batch: list[bytes]) -> None:
         write(batch)
         metrics.BLOB_BYTES_RECEIVED.inc(sum(map(len, batch)))
 
+    await write_batches(request.stream(), counted)
+
+
+async def write_batches(
+    chunks: AsyncIterator[bytes],
+    write: Callable[[list[bytes]], None],
+    size_of_batch: int = BATCH,
+    handed: Callable[[list[bytes]], Awaitable[None]] | None = None,
+) -> None:
+    """write(batch) on the upload pool for each batch of `chunks`, in order, one write at a time while the
+    next batch is received; `handed(batch)` is awaited on the loop once its write has started. Raises what
+    a write, `handed` or the chunks raised; when it raises, no write is running."""
+    loop = asyncio.get_running_loop()
+    writing: asyncio.Future[None] | None = None
     try:
-        async for batch in batches(request.stream()):
+        async for batch in batches(chunks, size_of_batch):
             if writing is not None:
                 await writing
-            writing = loop.run_in_executor(upload_pool(), counted, batch)
+            writing = loop.run_in_executor(upload_pool(), write, batch)
+            if handed is not None:
+                await handed(batch)
         if writing is not None:
             await writing
     except BaseException:
