@@ -47,10 +47,11 @@ from pier.web.threads import run_sync, run_upload
 # batch costs a thread hop, a wakeup of the loop and of the live client; at 1 MiB (the request bodies'
 # batch) they were a tenth of pier's CPU per GiB of a first pull (bench/pullthrough.py).
 FETCH_BATCH = 4 * 1024 * 1024
-LIVE_BEHIND = 4  # batches (16 MiB) the first client may fall behind before the fetch waits for it (or detaches it)
+# Batches the first client may fall behind (16 MiB) before the fetch waits for it (or detaches it).
+LIVE_BEHIND = 16 * 1024 * 1024 // FETCH_BATCH
 # Seconds the fetch waits for a client that is behind to take a batch, before detaching it: a client that
-# reads 1 MiB/s or more keeps the pace (as it did with 1 MiB batches and 1 s).
-LIVE_PATIENCE = 4.0
+# reads 1 MiB/s or more keeps the pace, whatever the batch's size.
+LIVE_PATIENCE = FETCH_BATCH / (1024 * 1024)
 
 _END, _DETACHED, _FAILED = object(), object(), object()
 
