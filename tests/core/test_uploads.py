@@ -15,10 +15,11 @@ from pier.core import uploads
 from pier.core.catalog import EMPTY
 
 
-def test_an_upload_cancelled_during_an_append_leaves_nothing(tmp_path: Path) -> None:
+def test_an_upload_expired_during_an_append_leaves_nothing(tmp_path: Path) -> None:
     core = build_core(load(env={}, flags={"data_dir": tmp_path}))
     repository = core.meta.insert_repository(core.accounts.all[0].id, "racing", 0.0, EMPTY, {}, 10)
     upload_id = uploads.start(core, repository)
+    assert uploads.append(core, repository, upload_id, 0, [b"acknowledged"]) == 12
 
     def parts() -> Iterator[bytes]:
         yield b"first half"
@@ -27,7 +28,47 @@ def test_an_upload_cancelled_during_an_append_leaves_nothing(tmp_path: Path) -> 
         yield b"second half"
 
     with pytest.raises(errors.UploadNotFound):
+        uploads.append(core, repository, upload_id, 12, parts())
+    assert list((tmp_path / "blobs" / "uploads").iterdir()) == []
+    core.meta.close()  # type: ignore[attr-defined]
+
+
+def test_an_upload_cancelled_during_its_first_append_leaves_nothing_and_stays_gone(tmp_path: Path) -> None:
+    # Until its first bytes are acknowledged an upload has no row, only its id: a cancel then (a DELETE
+    # from another connection) writes the row that says it ended, so the append finds it ended.
+    core = build_core(load(env={}, flags={"data_dir": tmp_path}))
+    repository = core.meta.insert_repository(core.accounts.all[0].id, "racing", 0.0, EMPTY, {}, 10)
+    upload_id = uploads.start(core, repository)
+    assert core.meta.get_upload(upload_id) is None
+
+    def parts() -> Iterator[bytes]:
+        yield b"first half"
+        uploads.cancel(core, uploads.find(core, repository, upload_id))
+        yield b"second half"
+
+    with pytest.raises(errors.UploadNotFound):
         uploads.append(core, repository, upload_id, 0, parts())
+    assert list((tmp_path / "blobs" / "uploads").iterdir()) == []
+    with pytest.raises(errors.UploadNotFound):
+        uploads.append(core, repository, upload_id, 0, [b"again"])
+    core.meta.close()  # type: ignore[attr-defined]
+
+
+def test_an_upload_id_proves_its_repository_and_expires(tmp_path: Path) -> None:
+    core = build_core(load(env={}, flags={"data_dir": tmp_path}))
+    account = core.accounts.all[0].id
+    mine = core.meta.insert_repository(account, "mine", 0.0, EMPTY, {}, 10)
+    other = core.meta.insert_repository(account, "other", 0.0, EMPTY, {}, 10)
+    upload_id = uploads.start(core, mine)
+    assert uploads.size_of(core, mine, upload_id) == 0
+    with pytest.raises(errors.UploadNotFound):
+        uploads.size_of(core, other, upload_id)  # issued for another repository
+    made_up = upload_id[:-1] + ("0" if upload_id[-1] != "0" else "1")
+    with pytest.raises(errors.UploadNotFound):
+        uploads.append(core, mine, made_up, 0, [b"x"])  # not issued at all
+    core.clock = lambda: 10**9 * 2.0  # long after: past the upload expiry
+    with pytest.raises(errors.UploadNotFound):
+        uploads.size_of(core, mine, upload_id)
     assert list((tmp_path / "blobs" / "uploads").iterdir()) == []
     core.meta.close()  # type: ignore[attr-defined]
 

@@ -62,14 +62,23 @@ def test_uploads_in_progress_are_limited(make_server: Any, backend: Any) -> None
     ecr.create_repository(repositoryName="busy")
     auth = bearer(server, ecr)
     url = f"{server.url}/v2/{OWNER.alias}/busy/blobs/uploads/"
-    first, second = httpx.post(url, headers=auth), httpx.post(url, headers=auth)
-    assert (first.status_code, second.status_code) == (202, 202)
-    third = httpx.post(url, headers=auth)
-    assert (third.status_code, third.json()["errors"][0]["code"]) == (429, "TOOMANYREQUESTS")
+    # An upload counts from its first bytes (starting one writes nothing: its id is its only state).
+    first, second, third = (httpx.post(url, headers=auth) for _ in range(3))
+    assert (first.status_code, second.status_code, third.status_code) == (202, 202, 202)
+    for started in (first, second):
+        assert httpx.patch(started.headers["Location"], content=b"bytes", headers=auth).status_code == 202
+    refused = httpx.patch(third.headers["Location"], content=b"bytes", headers=auth)
+    assert (refused.status_code, refused.json()["errors"][0]["code"]) == (429, "TOOMANYREQUESTS")
+    assert httpx.get(third.headers["Location"], headers=auth).headers["Range"] == "0-0"  # nothing kept
+    third_id = third.headers["Location"].rsplit("/", 1)[1]
+    assert not [name for name in backend.upload_leftovers(server) if third_id in name]
+    upload_id = ecr.initiate_layer_upload(repositoryName="busy")["uploadId"]
     with pytest.raises(ecr.exceptions.LimitExceededException):
-        ecr.initiate_layer_upload(repositoryName="busy")
+        ecr.upload_layer_part(
+            repositoryName="busy", uploadId=upload_id, partFirstByte=0, partLastByte=0, layerPartBlob=b"x"
+        )
     httpx.delete(first.headers["Location"], headers=auth)  # finishing or cancelling frees a place
-    assert httpx.post(url, headers=auth).status_code == 202
+    assert httpx.patch(third.headers["Location"], content=b"bytes", headers=auth).status_code == 202
 
 
 def test_idle_uploads_expire(make_server: Any, backend: Any) -> None:

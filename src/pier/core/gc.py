@@ -80,7 +80,8 @@ def upload_leftovers(core: Core, cutoff: float) -> Iterator[UploadLeftover]:
     old_uploads = (item for item in core.blobs.upload_leftovers() if item.modified < cutoff)
     for uploads in _batches(old_uploads):
         live = core.meta.recorded_uploads([item.upload_id for item in uploads if item.upload_id is not None])
-        # An upload row is inserted right after its bytes are made, and never comes back once deleted.
+        # An upload's row is inserted by the request that made its file, once its first bytes are written;
+        # it never comes back once deleted.
         yield from (item for item in uploads if item.upload_id not in live)
 
 

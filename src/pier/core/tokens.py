@@ -107,6 +107,13 @@ class TokenSigner:
             raise InvalidToken("expired")
         return claims
 
+    def secrets(self) -> list[bytes]:
+        """The keys' secrets, the one that signs now first (for MACs that are not tokens: core/upload_ids.py)."""
+        if self._clock() - self._loaded_at > RELOAD_SECONDS:
+            self._reload()
+        current = self._current.secret
+        return [current, *(secret for secret in self._keys.values() if secret != current)]
+
     def signs_from_memory(self) -> bool:
         """Whether sign() needs no database read (its keys are fresh): it may then run on the event loop."""
         return self._clock() - self._loaded_at <= RELOAD_SECONDS

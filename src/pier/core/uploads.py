@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from pier import digests, errors
-from pier.core import limits
+from pier.core import limits, upload_ids
 from pier.core.access import find_repository
 from pier.core.blobs import check_digest
 from pier.core.context import Core
 from pier.core.principals import Caller
 from pier.storage.blobs import DigestMismatch, UploadBusy, UploadMissing, UploadWriter
-from pier.storage.metadata import RepositoryRow, UploadRow
+from pier.storage.metadata import UPLOAD_ENDED, RepositoryRow, UploadRow
 
 
 @dataclass(frozen=True)
@@ -33,27 +32,32 @@ class LayerStatus:
 
 
 def start(core: Core, repository: RepositoryRow, algorithm: str | None = None) -> str:
-    """A new upload; `algorithm` is its blob's digest algorithm when the client said (else the digest that
-    finishes it will: until then its bytes are hashed in digests.WHILE_UNKNOWN, and read again if it is
-    another)."""
+    """A new upload's id. Nothing is written: the id proves which repository it was issued for and when
+    (core/upload_ids.py), and the upload's row and file are made with its first bytes.
+
+    `algorithm`, when the client names one, is only checked here: the request that finishes the upload
+    names its digest, and bytes written before that are hashed in digests.WHILE_UNKNOWN (read again if the
+    digest is in another algorithm)."""
     if algorithm is not None and (problem := digests.algorithm_problem(algorithm)):
         raise errors.DigestInvalid(problem)
-    upload_id = str(uuid.uuid4())
-    now = core.clock()
-    core.blobs.start_upload(upload_id, algorithm)
-    # The limit is counted by the write that records the upload (one statement, and no two starts at once
-    # both pass it on SQLite, where writes take turns); a refused upload's empty file goes at once.
-    if not core.meta.insert_upload(UploadRow(upload_id, repository.id, 0, 0, False, now, now), core.max_uploads):
-        core.blobs.cancel_upload(upload_id)
-        raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
-    return upload_id
+    return upload_ids.issue(core.signer, repository.id, core.clock())
+
+
+@dataclass(frozen=True)
+class Unwritten(UploadRow):
+    """An upload no bytes were acknowledged for yet: it has no row, only its id."""
 
 
 def find(core: Core, repository: RepositoryRow, upload_id: str) -> UploadRow:
     upload = core.meta.get_upload(upload_id)
-    if upload is None or upload.repository_id != repository.id:
+    if upload is not None:
+        if upload.repository_id != repository.id or upload.size == UPLOAD_ENDED:
+            raise errors.UploadNotFound(upload_id)
+        return upload
+    issued = upload_ids.issued_at(core.signer, upload_id, repository.id)
+    if issued is None or issued < core.clock() - core.upload_expiry:
         raise errors.UploadNotFound(upload_id)
-    return upload
+    return Unwritten(upload_id, repository.id, 0, 0, False, issued, issued)
 
 
 class Append:
@@ -91,12 +95,10 @@ class Append:
             if offset is not None and offset != self.upload.size:
                 raise _out_of_order(repository, self.upload, offset)
             algorithm = digests.algorithm_of(digest) if digest is not None else None
-            if not self._stored:
+            if isinstance(self.upload, Unwritten) or not self._stored:
                 if self.upload.size:
                     raise errors.UploadNotFound(upload_id)  # acknowledged bytes the store no longer has
-                # Nothing acknowledged yet, and the machine stopped before its empty file reached the disk.
-                core.blobs.start_upload(upload_id, algorithm)
-                core.blobs.acquire_upload(upload_id)
+                _make(core, repository, upload_id, algorithm, self._stored)  # the first bytes make its file
                 self._stored = True
             try:
                 self._writer = core.blobs.open_upload(upload_id, self.upload.size, algorithm)
@@ -178,6 +180,8 @@ class Append:
         self._writer = None
         try:
             how()
+            if isinstance(self.upload, Unwritten) and self._stored:
+                self._core.blobs.cancel_upload(self.upload_id)  # its file holds nothing acknowledged
         finally:
             self._release()
 
@@ -251,6 +255,17 @@ def _hold(core: Core, repository: RepositoryRow, upload_id: str) -> bool:
     return True
 
 
+def _make(core: Core, repository: RepositoryRow, upload_id: str, algorithm: str | None, held: bool) -> None:
+    """Start, in the store, an upload nothing was acknowledged for (its first bytes), and hold it (`held`:
+    _hold found bytes of it already, which are not acknowledged: they start again)."""
+    try:
+        core.blobs.start_upload(upload_id, algorithm)
+    except FileExistsError:  # another request made it at this moment, and is writing to it
+        raise _busy(core, repository, upload_id) from None
+    if not held:
+        core.blobs.acquire_upload(upload_id)
+
+
 def _let_go(core: Core, upload_id: str, stored: bool) -> None:
     try:
         if stored:
@@ -282,11 +297,22 @@ def _out_of_order(repository: RepositoryRow, upload: UploadRow, offset: int) -> 
 
 
 def _record(core: Core, repository: RepositoryRow, upload: UploadRow, new_size: int) -> None:
-    """Acknowledge the bytes written: the upload's size moves, unless another request moved it first."""
-    small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
-    if core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
-        return
-    if core.meta.get_upload(upload.id) is None:
+    """Acknowledge the bytes written: the upload's size moves, unless another request moved it first. An
+    upload's first bytes write its row, and count against the repository's uploads in progress."""
+    if isinstance(upload, Unwritten):
+        now = core.clock()
+        row = UploadRow(upload.id, repository.id, new_size, new_size, False, now, now)
+        if core.meta.insert_upload(row, core.max_uploads):
+            return
+        if core.meta.get_upload(upload.id) is None:
+            core.blobs.cancel_upload(upload.id)  # nothing of it was acknowledged
+            raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
+    else:
+        small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
+        if core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
+            return
+    now_row = core.meta.get_upload(upload.id)
+    if now_row is None or now_row.size == UPLOAD_ENDED:
         # Cancelled or expired while we wrote: what we wrote may have brought its bytes back; remove them.
         core.blobs.cancel_upload(upload.id)
         raise errors.UploadNotFound(upload.id)
@@ -306,7 +332,11 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
     """
     stored = _hold(core, repository, upload_id)
     try:
-        return _finish(core, repository, find(core, repository, upload_id), digest, ecr_rules=ecr_rules)
+        upload = find(core, repository, upload_id)
+        if isinstance(upload, Unwritten) and not ecr_rules:
+            _make(core, repository, upload_id, None, stored)  # no bytes at all: an empty blob (ECR refuses it)
+            stored = True
+        return _finish(core, repository, upload, digest, ecr_rules=ecr_rules)
     finally:
         _let_go(core, upload_id, stored)
 
@@ -331,17 +361,21 @@ def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: st
         core.blobs.publish_upload(upload.id, upload.size, digest)
 
     try:
-        return core.meta.finish_upload(upload.id, repository.id, digest, upload.size, core.clock(), publish)
+        recorded = not isinstance(upload, Unwritten)
+        return core.meta.finish_upload(upload.id, repository.id, digest, upload.size, core.clock(), publish, recorded)
     except UploadMissing:  # the bytes went between verifying and publishing (GC took unrecorded bytes)
         raise errors.UploadNotFound(upload.id) from None
 
 
 def expire(core: Core) -> int:
-    """Remove uploads idle for longer than the expiry, bytes and all; how many went."""
-    stale = core.meta.stale_uploads(core.clock() - core.upload_expiry)
+    """Remove uploads idle for longer than the expiry, bytes and all; how many went. The rows of uploads that
+    ended go too, once their ids have expired (an id issued before its row was written is older)."""
+    before = core.clock() - core.upload_expiry
+    stale = core.meta.stale_uploads(before)
     for upload_id in stale:
         core.meta.delete_upload(upload_id)
         core.blobs.cancel_upload(upload_id)
+    core.meta.forget_ended_uploads(before)
     return len(stale)
 
 
@@ -350,7 +384,7 @@ def size_of(core: Core, repository: RepositoryRow, upload_id: str) -> int:
 
 
 def cancel(core: Core, upload: UploadRow) -> None:
-    core.meta.delete_upload(upload.id)
+    core.meta.end_upload(upload.id, upload.repository_id, core.clock())
     core.blobs.cancel_upload(upload.id)
 
 

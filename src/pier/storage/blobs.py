@@ -131,7 +131,9 @@ class BlobStore(Protocol):
     def release_upload(self, upload_id: str) -> None: ...
 
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
-        """A new upload, whose blob will be named in `algorithm` (None: not known yet)."""
+        """A new upload, whose blob will be named in `algorithm` (None: not known yet), made by its first
+        bytes. Bytes already there that the caller holds (acquire_upload) start again from nothing;
+        FileExistsError if another writer made it meanwhile (a store that can tell)."""
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> UploadWriter:
         """Append from `offset` (the acknowledged size, read while holding the upload; anything past it is

@@ -247,8 +247,13 @@ class FsBlobStore:
         return held[0]
 
     def start_upload(self, upload_id: str, algorithm: str | None = None) -> None:
-        # No fsync: an empty upload lost in a crash loses nothing, and open_upload makes it again.
-        self.upload_path(upload_id).touch(exist_ok=False)
+        with self._holding:
+            held = self._held.get(upload_id)
+        if held is None:
+            # No fsync: an empty upload lost in a crash loses nothing, and the next bytes make it again.
+            self.upload_path(upload_id).touch(exist_ok=False)  # FileExistsError: another writer made it
+        else:
+            os.ftruncate(held[0], 0)  # bytes the caller holds, none of them acknowledged: start again
         self.hashes[upload_id] = (0, Hashes([algorithm] if algorithm else digests.WHILE_UNKNOWN))
 
     def open_upload(self, upload_id: str, offset: int, algorithm: str | None = None) -> FsUploadWriter:

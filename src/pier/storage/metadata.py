@@ -137,6 +137,11 @@ class PutOutcome(enum.Enum):
     UNCHANGED = "unchanged"  # the image existed with this tag (or no tag was given)
 
 
+# An upload row's size once the upload is finished or cancelled: the row stays until the upload expiry,
+# so that its id (which proves itself: core/upload_ids.py) cannot start again.
+UPLOAD_ENDED = -1
+
+
 @dataclass(frozen=True)
 class UploadRow:
     id: str
@@ -433,10 +438,12 @@ class MetadataStore(Protocol):
 
     # Uploads
     def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
-        """Record a new upload; with max_in_repository, only if its repository has fewer uploads than that,
+        """Record an upload (at its first acknowledged bytes), unless a row has its id already (in progress
+        or ended); with max_in_repository, only if its repository has fewer uploads in progress than that,
         counted in the transaction that inserts (False: nothing inserted)."""
 
-    def get_upload(self, upload_id: str) -> UploadRow | None: ...
+    def get_upload(self, upload_id: str) -> UploadRow | None:
+        """The upload's row, in progress or ended (size UPLOAD_ENDED)."""
 
     def advance_upload(
         self, upload_id: str, expected_size: int, new_size: int, now: float, small_inner_part: bool
@@ -445,19 +452,34 @@ class MetadataStore(Protocol):
 
     def delete_upload(self, upload_id: str) -> None: ...
 
-    def upload_ids(self, repository_id: int) -> list[str]: ...
+    def end_upload(self, upload_id: str, repository_id: int, now: float) -> None:
+        """The upload is over (cancelled): its row, written if it had none, says so until it expires."""
+
+    def forget_ended_uploads(self, updated_before: float) -> int:
+        """Delete the rows of uploads that ended before `updated_before`; how many."""
+
+    def upload_ids(self, repository_id: int) -> list[str]:
+        """The repository's uploads in progress."""
 
     def count_uploads(self) -> int:
         """Uploads in progress in the whole registry (started, not yet finished, cancelled or expired)."""
 
     def stale_uploads(self, updated_before: float) -> list[str]:
-        """Uploads not written to since `updated_before`."""
+        """Uploads in progress not written to since `updated_before`."""
 
     def finish_upload(
-        self, upload_id: str, repository_id: int, digest: str, size: int, now: float, publish: Callable[[], None]
+        self,
+        upload_id: str,
+        repository_id: int,
+        digest: str,
+        size: int,
+        now: float,
+        publish: Callable[[], None],
+        recorded: bool = True,
     ) -> bool:
         """In one transaction: record (or touch) the blob, call publish() to put its bytes in place, add it
-        to the repository, forget the upload. False if the repository already had the blob."""
+        to the repository, end the upload (`recorded`: it has a row; else one is written, marked ended).
+        False if the repository already had the blob."""
 
     # Pull-through caches
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 DIGEST = 135  # len("sha512:") + 128 hex digits; migration 0003 widened the columns from 80
@@ -258,6 +259,16 @@ uploads = Table(
     Column("small_inner_part", Boolean, nullable=False, default=False),  # a part before the last was < 5 MiB
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+# Uploads in progress, by repository: their number is counted each time an upload's first bytes come, and
+# rows of ended uploads (size -1, metadata.UPLOAD_ENDED, kept until they expire: storage/sql/uploads.py)
+# are left out of it. Queries say it in these same words, so that SQLite sees they may use this index.
+UPLOAD_IN_PROGRESS = text("size != -1")
+Index(
+    "ix_uploads_in_progress",
+    uploads.c.repository_id,
+    sqlite_where=UPLOAD_IN_PROGRESS,
+    postgresql_where=UPLOAD_IN_PROGRESS,
 )
 
 # Pull-through caches (core/pullthrough.py). When the upstream last confirmed each cached tag: a tag is

@@ -7,8 +7,9 @@ label. With `--workers N` each process writes its numbers to files in a director
 is imported; see rundirs.py), and /metrics in any worker adds them up: whole-registry numbers. With
 one process they stay in memory.
 
-pier_uploads_in_progress is read from the metadata store when scraped (uploads started and not yet
-finished, cancelled or expired, in the whole registry), and pier_build_info is written out then.
+pier_uploads_in_progress is read from the metadata store when scraped (uploads holding acknowledged
+bytes, not yet finished, cancelled or expired, in the whole registry; an upload started and sent nothing
+yet holds nothing: core/upload_ids.py), and pier_build_info is written out then.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class _Scraped(Collector):
         yield info
         if self.uploads is not None:
             yield GaugeMetricFamily(
-                "pier_uploads_in_progress", "Uploads started and not yet finished in the registry", value=self.uploads
+                "pier_uploads_in_progress",
+                "Uploads holding acknowledged bytes, not yet finished, in the registry",
+                value=self.uploads,
             )
 
 

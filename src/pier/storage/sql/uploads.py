@@ -1,4 +1,8 @@
-"""Uploads in progress: their acknowledged sizes (compare-and-set), and finishing one into a blob.
+"""Uploads: their acknowledged sizes (compare-and-set), and finishing one into a blob.
+
+A row is written with an upload's first acknowledged bytes (until then its id is its only state:
+core/upload_ids.py). An upload that finishes or is cancelled keeps a row, marked ended (UPLOAD_ENDED),
+until it expires, so that its id is refused meanwhile (an id is valid for as long).
 
 finish_upload publishes the bytes inside the transaction that records the blob's row (see blobs.py for
 how that meets GC).
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import (
+    Connection,
     bindparam,
     delete,
     func,
@@ -19,6 +24,7 @@ from sqlalchemy import (
 
 from pier.storage import schema
 from pier.storage.metadata import (
+    UPLOAD_ENDED,
     UploadRow,
 )
 from pier.storage.sql.blobs import BlobRows
@@ -26,27 +32,51 @@ from pier.storage.sql.blobs import BlobRows
 _uploads = schema.uploads
 
 _UPLOAD_BY_ID = select(_uploads).where(_uploads.c.id == bindparam("id"))
-_UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(_uploads.c.repository_id == bindparam("repository_id"))
-_COUNT_UPLOADS = select(func.count()).select_from(_uploads)
-_INSERT_UPLOAD = insert(_uploads)
+_IN_PROGRESS = schema.UPLOAD_IN_PROGRESS  # size != UPLOAD_ENDED, as the partial index says it
+_UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(
+    _uploads.c.repository_id == bindparam("repository_id"), _IN_PROGRESS
+)
+_COUNT_UPLOADS = select(func.count()).select_from(_uploads).where(_IN_PROGRESS)
 _UPLOAD_COLUMNS = [_uploads.c[name] for name in UploadRow.__dataclass_fields__]
 _REPOSITORY_ID = bindparam("repository_id", type_=_uploads.c.repository_id.type)
-# One statement, in the write transaction: the row, unless the repository has max_uploads already. Its
-# rowcount says which (kept when asked: see SqlBase._insert_or_ignore).
+_ID = bindparam("id", type_=_uploads.c.id.type)
+_NEW_ROW = select(
+    *(
+        _REPOSITORY_ID if c.name == "repository_id" else _ID if c.name == "id" else bindparam(c.name, type_=c.type)
+        for c in _UPLOAD_COLUMNS
+    )
+)
+_NO_ROW_YET = ~select(_uploads.c.id).where(_uploads.c.id == _ID).exists()
+# One statement each, in the write transaction: the row, unless one has its id already (or, the second, the
+# repository has max_uploads in progress already). The rowcount says which (kept when asked: see
+# SqlBase._insert_or_ignore).
+_INSERT_UPLOAD = (
+    insert(_uploads).from_select(_UPLOAD_COLUMNS, _NEW_ROW.where(_NO_ROW_YET)).execution_options(preserve_rowcount=True)
+)
 _INSERT_UPLOAD_WITHIN = (
     insert(_uploads)
     .from_select(
         _UPLOAD_COLUMNS,
-        select(
-            *(_REPOSITORY_ID if c.name == "repository_id" else bindparam(c.name, type_=c.type) for c in _UPLOAD_COLUMNS)
-        ).where(
+        _NEW_ROW.where(
+            _NO_ROW_YET,
             select(func.count())
             .select_from(_uploads)
-            .where(_uploads.c.repository_id == _REPOSITORY_ID)
+            .where(_uploads.c.repository_id == _REPOSITORY_ID, _IN_PROGRESS)
             .scalar_subquery()
-            < bindparam("max_uploads")
+            < bindparam("max_uploads"),
         ),
     )
+    .execution_options(preserve_rowcount=True)
+)
+_END_UPLOAD = (
+    update(_uploads)
+    .where(_uploads.c.id == bindparam("upload_id"))
+    .values(size=UPLOAD_ENDED, updated_at=bindparam("now"))
+    .execution_options(preserve_rowcount=True)
+)
+_FORGET_ENDED = (
+    delete(_uploads)
+    .where(_uploads.c.size == UPLOAD_ENDED, _uploads.c.updated_at < bindparam("before"))
     .execution_options(preserve_rowcount=True)
 )
 _ADVANCE_UPLOAD = (
@@ -68,8 +98,7 @@ class UploadRows(BlobRows):
     def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
         with self._writing() as conn:
             if max_in_repository is None:
-                conn.execute(_INSERT_UPLOAD, upload.__dict__)
-                return True
+                return bool(conn.execute(_INSERT_UPLOAD, upload.__dict__).rowcount)
             inserted = conn.execute(_INSERT_UPLOAD_WITHIN, {**upload.__dict__, "max_uploads": max_in_repository})
             return bool(inserted.rowcount)
 
@@ -99,6 +128,20 @@ class UploadRows(BlobRows):
         with self._writing() as conn:
             conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
 
+    def end_upload(self, upload_id: str, repository_id: int, now: float) -> None:
+        with self._writing() as conn:
+            self._end_upload(conn, upload_id, repository_id, now)
+
+    @staticmethod
+    def _end_upload(conn: Connection, upload_id: str, repository_id: int, now: float) -> None:
+        if not conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
+            ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
+            conn.execute(_INSERT_UPLOAD, ended.__dict__)
+
+    def forget_ended_uploads(self, updated_before: float) -> int:
+        with self._writing() as conn:
+            return int(conn.execute(_FORGET_ENDED, {"before": updated_before}).rowcount)
+
     def upload_ids(self, repository_id: int) -> list[str]:
         with self._reading() as conn:
             return list(conn.execute(_UPLOADS_OF_REPOSITORY, {"repository_id": repository_id}).scalars())
@@ -109,10 +152,18 @@ class UploadRows(BlobRows):
 
     def stale_uploads(self, updated_before: float) -> list[str]:
         with self._reading() as conn:
-            return list(conn.execute(select(_uploads.c.id).where(_uploads.c.updated_at < updated_before)).scalars())
+            stale = select(_uploads.c.id).where(_uploads.c.updated_at < updated_before, _IN_PROGRESS)
+            return list(conn.execute(stale).scalars())
 
     def finish_upload(
-        self, upload_id: str, repository_id: int, digest: str, size: int, now: float, publish: Callable[[], None]
+        self,
+        upload_id: str,
+        repository_id: int,
+        digest: str,
+        size: int,
+        now: float,
+        publish: Callable[[], None],
+        recorded: bool = True,
     ) -> bool:
         # publish() runs inside the transaction, after the blob's row is written (or locked): GC deletes a
         # row and its bytes in one transaction too, so the two cannot interleave and leave a row without
@@ -120,5 +171,9 @@ class UploadRows(BlobRows):
         with self._writing() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
             publish()
-            conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
+            if recorded:
+                conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now})
+            else:
+                ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
+                conn.execute(_INSERT_UPLOAD, ended.__dict__)
             return added

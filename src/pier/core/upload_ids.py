@@ -1,0 +1,50 @@
+"""Upload ids that prove which repository they were issued for, so that starting an upload writes nothing.
+
+Starting an upload (a /v2/ POST, InitiateLayerUpload) used to insert its row: a write transaction and a
+turn at SQLite's one writer for a request that stores no byte. Now the row is written with the upload's
+first acknowledged bytes (core/uploads.py), and until then the id itself is the upload's whole state. It is
+still a UUID (the form clients, file names and S3 keys expect), made of
+
+    6 random bytes | 4 bytes: when it was issued (seconds) | 6 bytes: HMAC-SHA256 of the above and the
+    repository's id, under the token signing key (core/tokens.py)
+
+so an id made up by a client, or issued for another repository, or older than the upload expiry is not an
+upload (BLOB_UPLOAD_UNKNOWN, UploadNotFoundException), and nor is one that finished or was cancelled: its
+row stays, marked ended, until the id expires. Rotating the signing key with revocation (`pier rotate-key
+--revoke-others`) ends the ids not yet written to, like the tokens; a client then starts its upload again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import uuid
+
+from pier.core.tokens import TokenSigner
+
+_NONCE = 6
+_MAC = 6
+
+
+def issue(signer: TokenSigner, repository_id: int, now: float) -> str:
+    head = os.urandom(_NONCE) + struct.pack(">I", int(now) & 0xFFFFFFFF)
+    return str(uuid.UUID(bytes=head + _mac(signer.secrets()[0], head, repository_id)))
+
+
+def issued_at(signer: TokenSigner, upload_id: str, repository_id: int) -> float | None:
+    """When `upload_id` was issued for the repository, or None if it was not issued for it (by any key)."""
+    try:
+        raw = uuid.UUID(upload_id).bytes
+    except ValueError:
+        return None
+    head, mac = raw[: _NONCE + 4], raw[_NONCE + 4 :]
+    if not any(hmac.compare_digest(_mac(secret, head, repository_id), mac) for secret in signer.secrets()):
+        return None
+    return float(struct.unpack(">I", head[_NONCE:])[0])
+
+
+def _mac(secret: bytes, head: bytes, repository_id: int) -> bytes:
+    message = b"pier upload id\0" + head + struct.pack(">q", repository_id)
+    return hmac.new(secret, message, hashlib.sha256).digest()[:_MAC]
