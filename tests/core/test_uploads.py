@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,19 @@ def test_bytes_the_disk_changed_are_never_published(tmp_path: Path) -> None:
         uploads.finish(core, repository, upload_id, "sha256:" + hashlib.sha256(data).hexdigest(), ecr_rules=False)
     assert list((tmp_path / "blobs" / "sha256").iterdir()) == []
     core.meta.close()  # type: ignore[attr-defined]
+
+
+def test_an_upload_id_signed_with_a_key_another_process_just_added_is_known(tmp_path: Path) -> None:
+    # Two processes on one data directory: one rotates the signing key and issues an id with the new key;
+    # the other, whose keys were read before, still finds the upload (it reads the keys again).
+    settings = load(env={}, flags={"data_dir": tmp_path})
+    one, other = build_core(settings), build_core(settings)
+    repository = one.meta.insert_repository(one.accounts.all[0].id, "rotated", 0.0, EMPTY, {}, 10)
+    other.signer.secrets()  # read now, before the rotation
+    time.sleep(1.1)  # keys read more than a second ago are read again for an id no known key signed
+    one.signer.rotate()
+    upload_id = uploads.start(one, repository)
+    assert uploads.size_of(other, repository, upload_id) == 0
+    assert uploads.append(other, repository, upload_id, 0, [b"bytes"]) == 5
+    one.meta.close()  # type: ignore[attr-defined]
+    other.meta.close()  # type: ignore[attr-defined]

@@ -29,6 +29,7 @@ class InvalidToken(Exception):
 
 # How often a process looks for keys another process (or `pier rotate-key`) added or revoked.
 RELOAD_SECONDS = 60
+FRESH_SECONDS = 1.0  # how recent a read of the keys must be for a MAC no known key matches to be refused
 VERIFIED_MAX = 4096  # tokens whose verification is remembered, per process
 
 
@@ -107,9 +108,10 @@ class TokenSigner:
             raise InvalidToken("expired")
         return claims
 
-    def secrets(self) -> list[bytes]:
-        """The keys' secrets, the one that signs now first (for MACs that are not tokens: core/upload_ids.py)."""
-        if self._clock() - self._loaded_at > RELOAD_SECONDS:
+    def secrets(self, fresh: bool = False) -> list[bytes]:
+        """The keys' secrets, the one that signs now first (for MACs that are not tokens: core/upload_ids.py).
+        `fresh`: read again unless read in the last second (a key another process added since)."""
+        if self._clock() - self._loaded_at > (FRESH_SECONDS if fresh else RELOAD_SECONDS):
             self._reload()
         current = self._current.secret
         return [current, *(secret for secret in self._keys.values() if secret != current)]

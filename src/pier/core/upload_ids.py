@@ -40,9 +40,13 @@ def issued_at(signer: TokenSigner, upload_id: str, repository_id: int) -> float 
     except ValueError:
         return None
     head, mac = raw[: _NONCE + 4], raw[_NONCE + 4 :]
-    if not any(hmac.compare_digest(_mac(secret, head, repository_id), mac) for secret in signer.secrets()):
-        return None
-    return float(struct.unpack(">I", head[_NONCE:])[0])
+    if _signed(signer.secrets(), head, repository_id, mac) or _signed(signer.secrets(True), head, repository_id, mac):
+        return float(struct.unpack(">I", head[_NONCE:])[0])
+    return None  # (the second look reads the keys again: another process may sign with a newer one)
+
+
+def _signed(secrets: list[bytes], head: bytes, repository_id: int, mac: bytes) -> bool:
+    return any(hmac.compare_digest(_mac(secret, head, repository_id), mac) for secret in secrets)
 
 
 def _mac(secret: bytes, head: bytes, repository_id: int) -> bytes:
