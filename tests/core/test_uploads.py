@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from pier import errors
 from pier.app import build_core
 from pier.config import load
-from pier.core import uploads
+from pier.core import gc, uploads
 from pier.core.catalog import EMPTY
 
 
@@ -117,3 +118,52 @@ def test_an_upload_id_signed_with_a_key_another_process_just_added_is_known(tmp_
     assert uploads.append(other, repository, upload_id, 0, [b"bytes"]) == 5
     one.meta.close()  # type: ignore[attr-defined]
     other.meta.close()  # type: ignore[attr-defined]
+
+
+def test_a_failed_first_request_leaves_no_bytes(tmp_path: Path) -> None:
+    core = build_core(load(env={}, flags={"data_dir": tmp_path}))
+    repository = core.meta.insert_repository(core.accounts.all[0].id, "failing", 0.0, EMPTY, {}, 10)
+    wrong = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    empty = uploads.start(core, repository)
+    with pytest.raises(errors.InvalidLayer):  # a PUT without a body, and a digest that is not of nothing
+        uploads.finish(core, repository, empty, wrong, ecr_rules=False)
+    deleted = uploads.start(core, repository)
+
+    def parts() -> Iterator[bytes]:
+        yield b"first half"
+        core.meta.delete_repository(repository.id)  # deleted while its first bytes come
+        yield b"second half"
+
+    with pytest.raises(errors.UploadNotFound):
+        uploads.append(core, repository, deleted, 0, parts())
+    assert list((tmp_path / "blobs" / "uploads").iterdir()) == []
+    core.meta.close()  # type: ignore[attr-defined]
+
+
+def test_bytes_left_without_a_row_wait_for_their_id_to_expire_then_go(tmp_path: Path) -> None:
+    # What a process stopped between writing an upload's first bytes and its row leaves: a file and no row.
+    # GC leaves it while the id may still be written to (a client resuming it starts it again); the
+    # expiry sweep removes it once the id has expired.
+    core = build_core(load(env={}, flags={"data_dir": tmp_path}))
+    repository = core.meta.insert_repository(core.accounts.all[0].id, "stopped", 0.0, EMPTY, {}, 10)
+    upload_id = uploads.start(core, repository)
+    core.blobs.start_upload(upload_id)
+    left = tmp_path / "blobs" / "uploads" / upload_id
+    left.write_bytes(b"unacknowledged")
+    an_hour_ago = time.time() - 3600
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    assert list(gc.upload_leftovers(core, time.time())) == []  # its id may still be written to
+    assert uploads.append(core, repository, upload_id, 0, [b"resumed"]) == 7  # and is: started again
+    assert uploads.size_of(core, repository, upload_id) == 7
+
+    other = uploads.start(core, repository)
+    core.blobs.start_upload(other)
+    os.utime(tmp_path / "blobs" / "uploads" / other, (an_hour_ago, an_hour_ago))
+    uploads.expire(core)
+    assert (tmp_path / "blobs" / "uploads" / other).exists()  # not expired yet
+    later = time.time() + core.upload_expiry + 3600
+    os.utime(tmp_path / "blobs" / "uploads" / other, (later - core.upload_expiry - 60,) * 2)
+    core.clock = lambda: later
+    uploads.expire(core)
+    assert sorted(p.name for p in (tmp_path / "blobs" / "uploads").iterdir()) == []  # both: the first expired too
+    core.meta.close()  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from functools import partial
 from itertools import islice
 from typing import TypeVar
 
+from pier.core import upload_ids
 from pier.core.context import Core
 from pier.storage.blobs import StoredBlob, UploadLeftover
 
@@ -77,11 +78,18 @@ def sweep_leftovers(core: Core, cutoff: float, report: Report) -> None:
 
 def upload_leftovers(core: Core, cutoff: float) -> Iterator[UploadLeftover]:
     """Upload bytes (and other writes in progress) last written before `cutoff` that no upload row stands for."""
-    old_uploads = (item for item in core.blobs.upload_leftovers() if item.modified < cutoff)
+    now = core.clock()
+    old_uploads = (
+        item
+        for item in core.blobs.upload_leftovers()
+        if item.modified < cutoff
+        # An upload has no row until its first bytes are acknowledged, and bytes a request left without
+        # one may be taken up again under the same id until it expires: they are not leftovers till then.
+        and not (item.upload_id and upload_ids.may_be_written(item.upload_id, now, core.upload_expiry))
+    )
     for uploads in _batches(old_uploads):
         live = core.meta.recorded_uploads([item.upload_id for item in uploads if item.upload_id is not None])
-        # An upload's row is inserted by the request that made its file, once its first bytes are written;
-        # it never comes back once deleted.
+        # A row never comes back once deleted.
         yield from (item for item in uploads if item.upload_id not in live)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from pier import digests, errors
-from pier.core import limits, upload_ids
+from pier.core import gc, limits, upload_ids
 from pier.core.access import find_repository
 from pier.core.blobs import check_digest
 from pier.core.context import Core
@@ -35,12 +35,11 @@ def start(core: Core, repository: RepositoryRow, algorithm: str | None = None) -
     """A new upload's id. Nothing is written: the id proves which repository it was issued for and when
     (core/upload_ids.py), and the upload's row and file are made with its first bytes.
 
-    `algorithm`, when the client names one, is only checked here: the request that finishes the upload
-    names its digest, and bytes written before that are hashed in digests.WHILE_UNKNOWN (read again if the
-    digest is in another algorithm)."""
+    `algorithm`, when the client names one, is carried in the id: the bytes are hashed in it as they come
+    (else in digests.WHILE_UNKNOWN until a digest names the algorithm)."""
     if algorithm is not None and (problem := digests.algorithm_problem(algorithm)):
         raise errors.DigestInvalid(problem)
-    return upload_ids.issue(core.signer, repository.id, core.clock())
+    return upload_ids.issue(core.signer, repository.id, core.clock(), algorithm)
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,8 @@ class Append:
             if isinstance(self.upload, Unwritten) or not self._stored:
                 if self.upload.size:
                     raise errors.UploadNotFound(upload_id)  # acknowledged bytes the store no longer has
+                if digest is None and isinstance(self.upload, Unwritten):
+                    _check_room(core, repository)  # refused before its bytes come, not after
                 _make(core, repository, upload_id, algorithm, self._stored)  # the first bytes make its file
                 self._stored = True
             try:
@@ -181,7 +182,8 @@ class Append:
         try:
             how()
             if isinstance(self.upload, Unwritten) and self._stored:
-                self._core.blobs.cancel_upload(self.upload_id)  # its file holds nothing acknowledged
+                with contextlib.suppress(Exception):  # else the expiry sweep removes them (expire)
+                    _discard(self._core, self.upload_id)
         finally:
             self._release()
 
@@ -259,11 +261,26 @@ def _make(core: Core, repository: RepositoryRow, upload_id: str, algorithm: str 
     """Start, in the store, an upload nothing was acknowledged for (its first bytes), and hold it (`held`:
     _hold found bytes of it already, which are not acknowledged: they start again)."""
     try:
-        core.blobs.start_upload(upload_id, algorithm)
-    except FileExistsError:  # another request made it at this moment, and is writing to it
+        core.blobs.start_upload(upload_id, algorithm or upload_ids.declared_algorithm(upload_id))
+        if not held:
+            core.blobs.acquire_upload(upload_id)
+    except (FileExistsError, UploadBusy):  # another request made it at this moment, and is writing to it
         raise _busy(core, repository, upload_id) from None
-    if not held:
-        core.blobs.acquire_upload(upload_id)
+    except UploadMissing:  # cancelled at this moment
+        raise errors.UploadNotFound(upload_id) from None
+
+
+def _check_room(core: Core, repository: RepositoryRow) -> None:
+    """TooManyUploads if the repository has max_uploads in progress (counted again when the row is written)."""
+    if len(core.meta.upload_ids(repository.id)) >= core.max_uploads:
+        raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
+
+
+def _discard(core: Core, upload_id: str) -> None:
+    """Remove the bytes of an upload that has no row: nothing of them was acknowledged (unless another
+    request recorded some meanwhile, which a store without locks (S3) allows: then they stay)."""
+    if core.meta.get_upload(upload_id) is None:
+        core.blobs.cancel_upload(upload_id)
 
 
 def _let_go(core: Core, upload_id: str, stored: bool) -> None:
@@ -302,11 +319,18 @@ def _record(core: Core, repository: RepositoryRow, upload: UploadRow, new_size: 
     if isinstance(upload, Unwritten):
         now = core.clock()
         row = UploadRow(upload.id, repository.id, new_size, new_size, False, now, now)
-        if core.meta.insert_upload(row, core.max_uploads):
+        try:
+            inserted = core.meta.insert_upload(row, core.max_uploads)
+        except BaseException:
+            with contextlib.suppress(Exception):  # else the expiry sweep removes them (expire)
+                _discard(core, upload.id)  # nothing of it is acknowledged
+            raise
+        if inserted:
             return
         if core.meta.get_upload(upload.id) is None:
             core.blobs.cancel_upload(upload.id)  # nothing of it was acknowledged
-            raise errors.TooManyUploads("uploads in progress in one repository", core.max_uploads)
+            _check_room(core, repository)
+            raise errors.UploadNotFound(upload.id)  # the repository was deleted meanwhile
     else:
         small = upload.small_inner_part or (upload.size > 0 and upload.last_part_size < limits.MIN_PART_SIZE)
         if core.meta.advance_upload(upload.id, upload.size, new_size, core.clock(), small):
@@ -333,10 +357,16 @@ def finish(core: Core, repository: RepositoryRow, upload_id: str, digest: str, *
     stored = _hold(core, repository, upload_id)
     try:
         upload = find(core, repository, upload_id)
-        if isinstance(upload, Unwritten) and not ecr_rules:
-            _make(core, repository, upload_id, None, stored)  # no bytes at all: an empty blob (ECR refuses it)
-            stored = True
-        return _finish(core, repository, upload, digest, ecr_rules=ecr_rules)
+        if not isinstance(upload, Unwritten) or ecr_rules:
+            return _finish(core, repository, upload, digest, ecr_rules=ecr_rules)
+        _make(core, repository, upload_id, None, stored)  # no bytes at all: an empty blob (ECR refuses it)
+        stored = True
+        try:
+            return _finish(core, repository, upload, digest, ecr_rules=ecr_rules)
+        except BaseException:
+            with contextlib.suppress(Exception):  # else the expiry sweep removes them (expire)
+                _discard(core, upload_id)
+            raise
     finally:
         _let_go(core, upload_id, stored)
 
@@ -369,13 +399,17 @@ def _finish(core: Core, repository: RepositoryRow, upload: UploadRow, digest: st
 
 def expire(core: Core) -> int:
     """Remove uploads idle for longer than the expiry, bytes and all; how many went. The rows of uploads that
-    ended go too, once their ids have expired (an id issued before its row was written is older)."""
+    ended go too, once their ids have expired (an id issued before its row was written is older), and so do
+    bytes no row stands for that were last written before the expiry: those of an upload whose first
+    request failed (or whose process stopped) before its row was written, whose id has expired since."""
     before = core.clock() - core.upload_expiry
     stale = core.meta.stale_uploads(before)
     for upload_id in stale:
         core.meta.delete_upload(upload_id)
         core.blobs.cancel_upload(upload_id)
     core.meta.forget_ended_uploads(before)
+    for leftover in gc.upload_leftovers(core, before):
+        gc.remove_upload_leftover(core, leftover, before)
     return len(stale)
 
 

@@ -11,16 +11,21 @@ how that meets GC).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     bindparam,
     delete,
     func,
-    insert,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from pier.storage import schema
 from pier.storage.metadata import (
@@ -46,28 +51,25 @@ _NEW_ROW = select(
         for c in _UPLOAD_COLUMNS
     )
 )
-_NO_ROW_YET = ~select(_uploads.c.id).where(_uploads.c.id == _ID).exists()
-# One statement each, in the write transaction: the row, unless one has its id already (or, the second, the
-# repository has max_uploads in progress already). The rowcount says which (kept when asked: see
-# SqlBase._insert_or_ignore).
-_INSERT_UPLOAD = (
-    insert(_uploads).from_select(_UPLOAD_COLUMNS, _NEW_ROW.where(_NO_ROW_YET)).execution_options(preserve_rowcount=True)
-)
-_INSERT_UPLOAD_WITHIN = (
-    insert(_uploads)
-    .from_select(
-        _UPLOAD_COLUMNS,
-        _NEW_ROW.where(
-            _NO_ROW_YET,
-            select(func.count())
-            .select_from(_uploads)
-            .where(_uploads.c.repository_id == _REPOSITORY_ID, _IN_PROGRESS)
-            .scalar_subquery()
-            < bindparam("max_uploads"),
-        ),
+# The row, in one statement of the write transaction, unless one has its id already (ON CONFLICT: no
+# race, no exception, also on PostgreSQL where writers run side by side), or, when limited, unless the
+# repository has max_uploads in progress already. The rowcount says which (see SqlBase._insert_or_ignore).
+_ROOM = select(func.count()).select_from(_uploads).where(
+    _uploads.c.repository_id == _REPOSITORY_ID, _IN_PROGRESS
+).scalar_subquery() < bindparam("max_uploads")
+
+
+def _insert_upload(dialect: str, limited: bool) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    rows = _NEW_ROW.where(_ROOM if limited else true())  # a WHERE: SQLite's upsert after a SELECT wants one
+    return (
+        insert(_uploads)
+        .from_select(_UPLOAD_COLUMNS, rows)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
     )
-    .execution_options(preserve_rowcount=True)
-)
+
+
 _END_UPLOAD = (
     update(_uploads)
     .where(_uploads.c.id == bindparam("upload_id"))
@@ -95,12 +97,23 @@ _DELETE_UPLOAD = delete(_uploads).where(_uploads.c.id == bindparam("upload_id"))
 class UploadRows(BlobRows):
     # Uploads
 
+    @cached_property
+    def _insert_upload(self) -> Any:
+        return _insert_upload(self.engine.dialect.name, limited=False)
+
+    @cached_property
+    def _insert_upload_within(self) -> Any:
+        return _insert_upload(self.engine.dialect.name, limited=True)
+
     def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
-        with self._writing() as conn:
-            if max_in_repository is None:
-                return bool(conn.execute(_INSERT_UPLOAD, upload.__dict__).rowcount)
-            inserted = conn.execute(_INSERT_UPLOAD_WITHIN, {**upload.__dict__, "max_uploads": max_in_repository})
-            return bool(inserted.rowcount)
+        try:
+            with self._writing() as conn:
+                if max_in_repository is None:
+                    return bool(conn.execute(self._insert_upload, upload.__dict__).rowcount)
+                limited = {**upload.__dict__, "max_uploads": max_in_repository}
+                return bool(conn.execute(self._insert_upload_within, limited).rowcount)
+        except IntegrityError:  # its repository was deleted meanwhile (the foreign key says so)
+            return False
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
         with self._reading() as conn:
@@ -132,11 +145,10 @@ class UploadRows(BlobRows):
         with self._writing() as conn:
             self._end_upload(conn, upload_id, repository_id, now)
 
-    @staticmethod
-    def _end_upload(conn: Connection, upload_id: str, repository_id: int, now: float) -> None:
+    def _end_upload(self, conn: Connection, upload_id: str, repository_id: int, now: float) -> None:
         if not conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
             ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
-            conn.execute(_INSERT_UPLOAD, ended.__dict__)
+            conn.execute(self._insert_upload, ended.__dict__)
 
     def forget_ended_uploads(self, updated_before: float) -> int:
         with self._writing() as conn:
@@ -175,5 +187,5 @@ class UploadRows(BlobRows):
                 conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now})
             else:
                 ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
-                conn.execute(_INSERT_UPLOAD, ended.__dict__)
+                conn.execute(self._insert_upload, ended.__dict__)
             return added
