@@ -462,7 +462,7 @@ class MetadataStore(Protocol):
         """The repository's uploads in progress."""
 
     def count_uploads(self) -> int:
-        """Uploads in progress in the whole registry (started, not yet finished, cancelled or expired)."""
+        """Uploads in progress in the whole registry (holding acknowledged bytes, not yet ended or expired)."""
 
     def stale_uploads(self, updated_before: float) -> list[str]:
         """Uploads in progress not written to since `updated_before`."""

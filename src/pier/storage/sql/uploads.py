@@ -145,8 +145,11 @@ class UploadRows(BlobRows):
         with self._writing() as conn:
             self._end_upload(conn, upload_id, repository_id, now)
 
-    def _end_upload(self, conn: Connection, upload_id: str, repository_id: int, now: float) -> None:
-        if not conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
+    def _end_upload(
+        self, conn: Connection, upload_id: str, repository_id: int, now: float, recorded: bool = True
+    ) -> None:
+        """Mark the upload ended; its row is written if it had none (`recorded` False: it is known to have none)."""
+        if not recorded or not conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
             ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
             conn.execute(self._insert_upload, ended.__dict__)
 
@@ -183,9 +186,5 @@ class UploadRows(BlobRows):
         with self._writing() as conn:
             added = self._add_repository_blob(conn, repository_id, digest, size, now)
             publish()
-            if recorded:
-                conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now})
-            else:
-                ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
-                conn.execute(self._insert_upload, ended.__dict__)
+            self._end_upload(conn, upload_id, repository_id, now, recorded)
             return added
