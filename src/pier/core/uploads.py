@@ -129,7 +129,7 @@ class Append:
         with self._steps:
             new_size = self._close()
             try:
-                _record(self._core, self._repository, self.upload, new_size)
+                self._record(new_size)
             finally:
                 self._release()
             return new_size
@@ -149,7 +149,7 @@ class Append:
                     # Whatever failed (a wrong digest, a commit, a store), the bytes written stay
                     # acknowledged if they can be, so the client resumes or finishes from there.
                     with contextlib.suppress(Exception):
-                        _record(self._core, self._repository, self.upload, new_size)
+                        self._record(new_size)
                     raise
             finally:
                 self._release()
@@ -159,6 +159,15 @@ class Append:
         with self._steps:
             if self._writer is not None:
                 self._stop(self._writer.abort)
+
+    def _record(self, new_size: int) -> None:
+        """Acknowledge the bytes written. If that fails, what this process hashed of them is forgotten: another
+        process may write other bytes in their place, and finishing must hash those, not trust these."""
+        try:
+            _record(self._core, self._repository, self.upload, new_size)
+        except BaseException:
+            self._core.blobs.forget_hashes(self.upload_id)
+            raise
 
     def _live(self) -> UploadWriter:
         if self._writer is None:

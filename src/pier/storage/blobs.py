@@ -152,6 +152,11 @@ class BlobStore(Protocol):
 
     def cancel_upload(self, upload_id: str) -> None: ...
 
+    def forget_hashes(self, upload_id: str) -> None:
+        """Forget what this process hashed of the upload: the bytes it last wrote were not acknowledged (their
+        size could not be recorded), and another process may write others in their place. Finishing then
+        hashes what the store holds."""
+
     # Leftovers of writes that never finished (pier killed, a commit that failed). The store lists and
     # removes them; the core decides, from the metadata store, which are leftovers (core/gc.py).
 

@@ -304,6 +304,9 @@ class FsBlobStore:
         os.replace(path, final)  # the same bytes may be there already: replacing them is harmless
         fsync_dir(final.parent)  # the rename is durable before the caller commits the blob's row
 
+    def forget_hashes(self, upload_id: str) -> None:
+        self.hashes.pop(upload_id, None)
+
     def cancel_upload(self, upload_id: str) -> None:
         self.hashes.pop(upload_id, None)
         self.writeback.forget(upload_id)

@@ -471,6 +471,10 @@ class S3BlobStore:
             raise UploadMissing(f"{upload_id}: the blob {digest} is not in place with {size} bytes")
         self._forget(upload_id)
 
+    def forget_hashes(self, upload_id: str) -> None:
+        self.hashes.pop(upload_id, None)
+        self.sent_tails.pop(upload_id, None)
+
     def cancel_upload(self, upload_id: str) -> None:
         self.hashes.pop(upload_id, None)
         multipart = self._multipart(upload_id, create=False)
