@@ -260,5 +260,6 @@ ROUTES: list[BaseRoute] = [
     # Last: anything else under /v2/ is answered in the spec's JSON, not by the gallery or as plain text.
     Route("/v2/{rest:path}", unguarded(no_such_endpoint), methods=[*METHODS], name="unknown"),
 ]
-# Answered without the router (web/shortcuts.py): no route before it matches its paths, for any door.
-SHORTCUTS = [route for route in ROUTES if isinstance(route, Route) and route.name == "get_manifest"]
+# Answered without the router (web/shortcuts.py): no route of another door before them matches a /v2/ or
+# /token path, and every endpoint here answers its own failures.
+SHORTCUTS = [route for route in ROUTES if isinstance(route, Route)]
