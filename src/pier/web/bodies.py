@@ -8,6 +8,10 @@ untouched (streaming responses listen on it for the disconnect).
 
 Bodies are only ever waited for here, on the event loop: a stalled client costs a coroutine, never a
 thread. The doors answer BodyTimeout with 408 and ClientGone with nothing (there is nobody to answer).
+
+The idle clock is one timer per request, set for when the body would have been idle too long and moved on
+when it fires early (bytes came since), not a timer armed and cancelled around every chunk: a 1 MiB body
+comes in up to a dozen chunks, and each timer cost about as much as receiving the chunk.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ class BodyState:
     received: int = 0
     ended: bool = False  # cut short (timeout, disconnect, stop): nothing more will be read
     last_bytes: float = 0.0  # the event loop's time when bytes last came
+    reader: asyncio.Task[object] | None = None  # the task waiting for the next chunk now, if one is
+    idle_clock: asyncio.TimerHandle | None = None  # set for when the body will have been idle too long
+    idle: bool = False  # the idle clock ran out: the reader was cancelled for it
 
 
 class Requests:
@@ -77,8 +84,21 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = scope[STATE_KEY] = BodyState(last_bytes=asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        state = scope[STATE_KEY] = BodyState(last_bytes=loop.time())
         requests, timeout = self.requests, self.timeout
+
+        def idle_clock_ran_out() -> None:
+            state.idle_clock = None
+            if state.reader is None or state.done or state.ended:
+                return  # not waiting for bytes now: the next wait sets the clock again
+            # Idle time counts from the last bytes received: empty frames do not keep a body alive.
+            due = state.last_bytes + timeout
+            if loop.time() < due:
+                state.idle_clock = loop.call_at(due, idle_clock_ran_out)
+                return
+            state.idle = True
+            state.reader.cancel()
 
         async def guarded() -> Message:
             if state.done:
@@ -88,21 +108,24 @@ class BodyGuard:
                 raise ServerClosing() if requests.closing else BodyTimeout(timeout)
             task = asyncio.current_task()
             assert task is not None
+            cancelling = task.cancelling()
             requests._reading.add(task)
+            state.reader = task
+            if state.idle_clock is None:
+                state.idle_clock = loop.call_at(state.last_bytes + timeout, idle_clock_ran_out)
             try:
-                # Idle time counts from the last bytes received: empty frames do not keep a body alive.
-                async with asyncio.timeout_at(state.last_bytes + timeout):
-                    message = await receive()
-            except TimeoutError:
-                state.ended = True
-                raise BodyTimeout(timeout) from None
+                message = await receive()
             except asyncio.CancelledError:
+                if state.idle and task.uncancel() <= cancelling:  # only the idle clock cancelled the wait
+                    state.ended = True
+                    raise BodyTimeout(timeout) from None
                 if requests.closing and task.cancelling():
                     task.uncancel()
                     state.ended = True
                     raise ServerClosing() from None
                 raise
             finally:
+                state.reader = None
                 requests._reading.discard(task)
             if message["type"] == "http.disconnect":
                 state.done = state.ended = True
@@ -119,6 +142,8 @@ class BodyGuard:
             await self.app(scope, guarded, send)
         finally:
             requests.active -= 1
+            if state.idle_clock is not None:
+                state.idle_clock.cancel()
 
 
 def has_body(scope: Scope) -> bool:
