@@ -81,11 +81,26 @@ class PierServer:
                 raise RuntimeError(f"pier exited with {self.process.returncode}:\n{self.output()}{self.log()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200:
+                    if env.get("PIER_WORKERS") != "1":
+                        self._wait_for_workers(deadline)
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"pier did not become healthy:\n{self.output()}{self.log()}")
+
+    def _wait_for_workers(self, deadline: float) -> None:
+        """With several worker processes: until /readyz says all of them serve (each starts listening once its
+        own startup is done), so the connections a test or a benchmark makes next are spread over all of them.
+        Whatever else /readyz checks is left to the tests that are about it."""
+        while time.monotonic() < deadline:
+            try:
+                checks = httpx.get(f"{self.url}/readyz", timeout=5, verify=self.verify).json().get("checks", {})
+            except (httpx.HTTPError, ValueError):
+                checks = {"workers": {}}
+            if checks.get("workers", {"status": "ok"}).get("status") == "ok":
+                return
+            time.sleep(0.05)
 
     def _config_names_workers(self) -> bool:
         text = self.config_file.read_text() if self.config_file is not None else ""

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.conftest import client
 from tests.images import push_image
 
@@ -38,6 +40,9 @@ def test_workers_serve_together_and_die_with_their_parent(make_server: Any) -> N
     for i in range(6):  # requests spread over the workers; all see one registry
         push_image(ecr, "multi", f"t{i}", architecture=f"a{i}")
     assert len(ecr.describe_images(repositoryName="multi")["imageDetails"]) == 6
+    ready = httpx.get(f"{server.url}/readyz", timeout=30)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["workers"] == {"status": "ok", "detail": "2 of 2 workers serving"}
 
     server.stop(signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -46,3 +51,27 @@ def test_workers_serve_together_and_die_with_their_parent(make_server: Any) -> N
     assert not any(alive(pid) for pid in workers)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", server.port)) != 0  # nobody holds the port any more
+
+
+def test_readyz_counts_the_workers_serving(make_server: Any) -> None:
+    """Each worker marks itself serving in the serve's own directory once started: /readyz is 503 until all
+    are, so connections made once it is 200 are spread over every worker. A mark whose process is gone (a
+    worker killed without a word) does not count, and a stop removes the directory."""
+    server = make_server("workers = 2\n")
+    assert server.process is not None
+    marks = server.data_dir / "workers" / str(server.process.pid)
+    assert sorted(int(p.name) for p in marks.iterdir()) == sorted(children(server.process.pid))
+    (marks / "999999999").touch()  # no such process
+    assert httpx.get(f"{server.url}/readyz", timeout=30).json()["checks"]["workers"]["detail"] == (
+        "2 of 2 workers serving"
+    )
+    one = sorted(marks.iterdir())[0]
+    one.unlink()  # as if that worker had not finished starting
+    answer = httpx.get(f"{server.url}/readyz", timeout=30)
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["workers"] == {"status": "failing", "detail": "1 of 2 workers serving"}
+    assert answer.json()["checks"]["database"]["status"] == "ok"
+    one.touch()
+    assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    server.stop()
+    assert not marks.exists()

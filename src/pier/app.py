@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
-from pier import logs, rundirs
+from pier import logs, rundirs, serving
 from pier.api import dispatch
 from pier.config import Config, load_resolved
 from pier.core import gc, image_details, uploads
@@ -198,9 +198,11 @@ def create_app(config: Config) -> Starlette:
             tasks.append(
                 asyncio.create_task(collect_garbage(core, config.gc_interval_seconds, config.gc_grace_seconds))
             )
+        serving.mark()  # /readyz counts the workers serving (serving.py)
         try:
             yield
         finally:
+            serving.unmark()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -178,11 +178,13 @@ def serve_forever(config: Config) -> None:
             certificates = tls.Certificates(config.tls_cert, config.tls_key, config.data_dir)
         except tls.CertificateError as error:
             sys.exit(f"pier: {error}")
-    metrics_dir = None
+    metrics_dir = workers_dir = None
     if config.workers > 1:
         # Before pier.web.metrics is imported: every worker writes its numbers where /metrics adds them up.
         metrics_dir = rundirs.serve_dir(config.data_dir, "metrics")
         os.environ[rundirs.METRICS_ENV] = str(metrics_dir)
+        workers_dir = rundirs.serve_dir(config.data_dir, "workers")  # which are serving, for /readyz
+        os.environ[rundirs.WORKERS_ENV] = str(workers_dir)
     from pier.config import save_resolved
     from pier.server import Listen, run, run_workers  # imported late so `pier --help` stays fast
 
@@ -210,8 +212,9 @@ def serve_forever(config: Config) -> None:
     finally:
         if certificates is not None:
             certificates.close()
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for serve_dir in (metrics_dir, workers_dir):
+            if serve_dir is not None:
+                shutil.rmtree(serve_dir, ignore_errors=True)
 
 
 def collect_garbage(config: Config, dry_run: bool, grace_seconds: int | None) -> None:

@@ -1,5 +1,6 @@
-"""Is this process ready to take traffic: the metadata database answers, the blob store answers, and the
-disk has room. /readyz reports each check; /healthz (liveness) asks none of them.
+"""Is this process ready to take traffic: the metadata database answers, the blob store answers, the
+disk has room, and (with several worker processes) all of them are serving. /readyz reports each check;
+/healthz (liveness) asks none of them.
 
 A failing check names the kind of error only: /readyz is public, and a database's or a bucket's error
 message can name hosts and users (the server log has the whole story).
@@ -27,6 +28,12 @@ def check_database(core: Core) -> Check:
 
 def check_blob_store(core: Core) -> Check:
     return _probe("blob_store", core.blobs.ping)
+
+
+def check_workers(serving: int, workers: int) -> Check:
+    """All the worker processes of `pier serve --workers N` serving: until then, connections made now would
+    be spread over fewer of them (and kept there as long as the clients keep them alive)."""
+    return Check("workers", serving >= workers, f"{serving} of {workers} workers serving")
 
 
 def check_disk(core: Core, min_free_bytes: int) -> Check:

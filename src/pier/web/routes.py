@@ -8,6 +8,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from pier import serving
 from pier.core import catalog, readiness
 from pier.core.context import Core
 from pier.digests import is_digest
@@ -24,16 +25,21 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 when the metadata database and the blob store answer and the disk has room, else 503; the body
-    names each check and its state either way. Each check has READY_TIMEOUT seconds; one that takes
-    longer is failing."""
+    """200 when the metadata database and the blob store answer, the disk has room and (pier serve --workers
+    N) all N workers are serving, else 503; the body names each check and its state either way. Each check
+    has READY_TIMEOUT seconds; one that takes longer is failing."""
     core: Core = request.app.state.core
     minimum = request.app.state.config.readiness_min_free_bytes
-    checks = await asyncio.gather(
-        _timed("database", readiness.check_database, core),
-        _timed("blob_store", readiness.check_blob_store, core),
-        _timed("disk", readiness.check_disk, core, minimum),
+    checks = list(
+        await asyncio.gather(
+            _timed("database", readiness.check_database, core),
+            _timed("blob_store", readiness.check_blob_store, core),
+            _timed("disk", readiness.check_disk, core, minimum),
+        )
     )
+    workers = request.app.state.config.workers
+    if (serving_now := serving.count()) is not None:  # pier serve --workers N: all N are serving
+        checks.append(readiness.check_workers(serving_now, workers))
     ready = all(check.ok for check in checks)
     body = {
         "status": "ok" if ready else "unavailable",
