@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from pier.storage import schema
 from pier.storage.metadata import BlobRecord, BlobUse
-from pier.storage.sql.engine import Keep, SqlBase
+from pier.storage.sql.engine import INSERT_BLOB, INSERT_REPOSITORY_BLOB, Keep, SqlBase
 from pier.storage.sql.images import TAGS_OF_IMAGES
+from pier.storage.sql.prepared import Prepared, write
 
 _repos = schema.repositories
 _images = schema.images
@@ -44,12 +45,12 @@ _blobs = schema.blobs
 _NOW = bindparam("now", type_=Float)
 # Touching a blob's row: its bytes were just published (or are about to be, in this transaction), so it is
 # not lost any more either.
-_TOUCH_BLOB = (
+_TOUCH_BLOB = Prepared(
     update(_blobs)
     .where(_blobs.c.digest == bindparam("blob"), or_(_blobs.c.touched_at < _NOW, _blobs.c.lost_at.is_not(None)))
     .values(touched_at=case((_blobs.c.touched_at < _NOW, _NOW), else_=_blobs.c.touched_at), lost_at=None)
 )
-_BLOBS_OF_REPOSITORY = (
+_BLOBS_OF_REPOSITORY = Prepared(
     select(_repo_blobs.c.digest, _blobs.c.size, _repo_blobs.c.media_type)
     .join(_blobs, _blobs.c.digest == _repo_blobs.c.digest)
     .where(
@@ -72,8 +73,8 @@ class BlobRows(SqlBase):
     def _record_blob(self, conn: Connection, digest: str, size: int, now: float) -> None:
         """Insert the blob's row, or touch it if it is there (GC spares recently touched blobs)."""
         row = {"digest": digest, "size": size, "created_at": now, "touched_at": now}
-        if not conn.execute(self._insert_blob, row).rowcount:
-            conn.execute(_TOUCH_BLOB, {"blob": digest, "now": now})
+        if not write(conn, INSERT_BLOB, row).rowcount:
+            write(conn, _TOUCH_BLOB, {"blob": digest, "now": now})
 
     def get_blob_size(self, digest: str) -> int | None:
         with self._reading() as conn:
@@ -103,8 +104,8 @@ class BlobRows(SqlBase):
 
     def _add_repository_blob(self, conn: Connection, repository_id: int, digest: str, size: int, now: float) -> bool:
         self._record_blob(conn, digest, size, now)
-        added = conn.execute(
-            self._insert_repository_blob, {"repository_id": repository_id, "digest": digest, "created_at": now}
+        added = write(
+            conn, INSERT_REPOSITORY_BLOB, {"repository_id": repository_id, "digest": digest, "created_at": now}
         ).rowcount
         return bool(added)
 
@@ -112,8 +113,7 @@ class BlobRows(SqlBase):
         if not digests:
             return {}
         parameters = {"repository_id": repository_id, "digests": list(set(digests))}
-        with self._reading() as conn:
-            rows = conn.execute(_BLOBS_OF_REPOSITORY, parameters).all()
+        rows = self._rows(_BLOBS_OF_REPOSITORY, parameters)
         return {digest: (size, media_type) for digest, size, media_type in rows}
 
     def images_using_blob(self, repository_id: int, digest: str) -> list[str]:

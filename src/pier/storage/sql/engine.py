@@ -10,9 +10,10 @@ its -wal and -shm files (SQLite gives them the database file's mode) and the wri
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pier.storage import migrate, schema
 from pier.storage.generation import REPOSITORIES_SUFFIX, WriteGeneration
+from pier.storage.sql import prepared
+from pier.storage.sql.prepared import Parameters, Prepared, Reader, Row
 from pier.storage.sqlite_writers import SqliteWriters
 
 WRITE_ATTEMPTS = 3  # a write that lost a race to another process is tried again this often
@@ -85,6 +88,28 @@ def open_engine(url: str) -> Engine:
         else {}
     )
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True)
+
+
+def insert_or_ignore(dialect: str, table: Any) -> Any:
+    """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception).
+    Its rowcount says which happened: SQLAlchemy 2.1 keeps an INSERT's rowcount only when asked to (with
+    psycopg it is -1 otherwise, which reads as "inserted")."""
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql_insert(table).on_conflict_do_nothing()
+    else:
+        statement = sqlite_insert(table).on_conflict_do_nothing()
+    return statement.execution_options(preserve_rowcount=True)
+
+
+# Every blob upload records its blob and its use by the repository with these (storage/sql/prepared.py).
+INSERT_BLOB = Prepared(
+    functools.partial(insert_or_ignore, table=schema.blobs), keys=("digest", "size", "created_at", "touched_at")
+)
+INSERT_REPOSITORY_BLOB = Prepared(
+    functools.partial(insert_or_ignore, table=schema.repository_blobs),
+    keys=("repository_id", "digest", "created_at"),
+)
 
 
 class SqlBase:
@@ -149,6 +174,14 @@ class SqlBase:
                 raise
         return conn
 
+    def _rows(self, statement: Prepared, parameters: Parameters) -> list[Row]:
+        """One statement's rows, read on a pooled DBAPI connection (the hottest reads: prepared.py)."""
+        return prepared.read(self.engine, statement, parameters)
+
+    def _prepared_reading(self, snapshot: bool = False) -> AbstractContextManager[Reader]:
+        """Like _reading, for Prepared statements on a pooled DBAPI connection."""
+        return prepared.reading(self.engine, "BEGIN" if snapshot and self._sqlite else None)
+
     def close(self) -> None:
         self.engine.dispose()
         self._generation.close()
@@ -172,15 +205,7 @@ class SqlBase:
     # Shared
 
     def _insert_or_ignore(self, table: Any) -> Any:
-        """INSERT that does nothing when the row exists, in the dialect's own words (no race, no exception).
-        Its rowcount says which happened: SQLAlchemy 2.1 keeps an INSERT's rowcount only when asked to (with
-        psycopg it is -1 otherwise, which reads as "inserted")."""
-        statement: Any
-        if self.engine.dialect.name == "postgresql":
-            statement = postgresql_insert(table).on_conflict_do_nothing()
-        else:
-            statement = sqlite_insert(table).on_conflict_do_nothing()
-        return statement.execution_options(preserve_rowcount=True)
+        return insert_or_ignore(self.engine.dialect.name, table)
 
 
 class Keep(Exception):

@@ -1,6 +1,6 @@
 """Image details: what the gallery shows about an image, gathered when it was pushed (no page reads a blob).
 
-A row is written with its image, in put_image's transaction (images.py calls insert_details). Images
+A row is written with its image, in put_image's transaction (images.py runs INSERT_DETAILS). Images
 pushed before pier kept details get theirs from a bounded background pass (core/image_details.py), which
 asks for images_without_details and adds them with add_image_details.
 """
@@ -8,14 +8,15 @@ asks for images_without_details and adds them with add_image_details.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, union_all
+from sqlalchemy import RowMapping, and_, bindparam, func, insert, select, union_all
 
 from pier.storage import schema
 from pier.storage.metadata import ImageDetails, ImageRow
 from pier.storage.sql.engine import SqlBase
+from pier.storage.sql.prepared import Prepared
 
 _images = schema.images
 _details = schema.image_details
@@ -33,8 +34,7 @@ def details_columns(image_id: int, details: ImageDetails) -> dict[str, Any]:
     }
 
 
-def insert_details(conn: Connection, image_id: int, details: ImageDetails) -> None:
-    conn.execute(insert(_details), details_columns(image_id, details))
+INSERT_DETAILS = Prepared(insert(_details), keys=("image_id", "version", "platforms", "artifact_kind", "facts"))
 
 
 def details_row(row: RowMapping, prefix: str = "") -> ImageDetails:
@@ -46,7 +46,7 @@ def details_row(row: RowMapping, prefix: str = "") -> ImageDetails:
     )
 
 
-def image_row(row: RowMapping, tags: tuple[str, ...] = ()) -> ImageRow:
+def image_row(row: RowMapping | Mapping[str, Any], tags: tuple[str, ...] = ()) -> ImageRow:
     """An image row; without its tags unless given (pages need none of platform images and referrers)."""
     return ImageRow(
         id=row["id"],

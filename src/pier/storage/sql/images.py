@@ -33,7 +33,8 @@ from pier.storage.metadata import (
     TagRow,
 )
 from pier.storage.sql.engine import WRITE_ATTEMPTS, SqlBase
-from pier.storage.sql.image_details import image_row, insert_details
+from pier.storage.sql.image_details import INSERT_DETAILS, details_columns, image_row
+from pier.storage.sql.prepared import Prepared, Reader, write, write_many
 
 _repos = schema.repositories
 _images = schema.images
@@ -47,7 +48,7 @@ if [c.name for c in _IMAGE_COLUMNS] != [f.name for f in fields(ImageRow)][: len(
 
 # Statements built once (building one cost as much as running it): put_image's, the write every image
 # push ends with, and the lookups every pull makes.
-_PRESENT_BLOBS = (
+_PRESENT_BLOBS = Prepared(
     select(_repo_blobs.c.digest)
     .join(schema.blobs, schema.blobs.c.digest == _repo_blobs.c.digest)
     .where(
@@ -56,14 +57,20 @@ _PRESENT_BLOBS = (
         schema.blobs.c.lost_at.is_(None),  # forgotten by fsck --repair: pushed again first
     )
 )
-_IMAGE_ID_BY_DIGEST = select(_images.c.id).where(
-    _images.c.repository_id == bindparam("repository_id"), _images.c.digest == bindparam("digest")
+_IMAGE_ID_BY_DIGEST = Prepared(
+    select(_images.c.id).where(
+        _images.c.repository_id == bindparam("repository_id"), _images.c.digest == bindparam("digest")
+    )
 )
-_COUNT_IMAGES = select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
-_INSERT_IMAGE = insert(_images)
-_INSERT_IMAGE_BLOBS = insert(schema.image_blobs)
-_INSERT_IMAGE_CHILDREN = insert(schema.image_children)
-_SET_BLOB_MEDIA_TYPE = (
+_COUNT_IMAGES = Prepared(
+    select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
+)
+_INSERT_IMAGE = Prepared(
+    insert(_images).returning(_images.c.id), keys=[c.name for c in _images.c if c.name != "id"]
+)  # the new id: RETURNING, on SQLite (3.35 and later) as on PostgreSQL
+_INSERT_IMAGE_BLOBS = Prepared(insert(schema.image_blobs), keys=("image_id", "digest"))
+_INSERT_IMAGE_CHILDREN = Prepared(insert(schema.image_children), keys=("image_id", "child_digest"))
+_SET_BLOB_MEDIA_TYPE = Prepared(
     update(_repo_blobs)
     .where(_repo_blobs.c.repository_id == bindparam("repository"), _repo_blobs.c.digest == bindparam("blob"))
     .values(media_type=bindparam("blob_media_type"))
@@ -72,10 +79,13 @@ _TAG_WHERE = (  # not named after the columns: UPDATE reserves those names for i
     _image_tags.c.repository_id == bindparam("in_repository"),
     _image_tags.c.tag == bindparam("tag_name"),
 )
-_TAGGED_IMAGE = select(_image_tags.c.image_id).where(*_TAG_WHERE)
+_TAGGED_IMAGE = Prepared(select(_image_tags.c.image_id).where(*_TAG_WHERE))
 _INSERT_TAG = insert(_image_tags)
 _MOVE_TAG = update(_image_tags).where(*_TAG_WHERE).values(image_id=bindparam("to_image"), created_at=bindparam("now"))
+_INSERT_ONE_TAG = Prepared(_INSERT_TAG, keys=("repository_id", "tag", "image_id", "created_at"))
+_MOVE_ONE_TAG = Prepared(_MOVE_TAG)
 PUSHED_TO = update(_repos).where(_repos.c.id == bindparam("repository")).values(last_pushed_at=bindparam("now"))
+_PUSHED_TO = Prepared(PUSHED_TO)
 # A page of a repository's images with their tags, one statement (a snapshot by itself) with no expanding
 # IN list to render per call: the page's images by the (repository_id, id) index, tags by image_id's.
 _PAGE = (
@@ -95,6 +105,7 @@ TAGS_OF_IMAGES = (
     .where(_image_tags.c.image_id.in_(bindparam("ids", expanding=True)))
     .order_by(_image_tags.c.tag)
 )
+_TAGS_OF_IMAGES = Prepared(TAGS_OF_IMAGES)
 
 
 @functools.cache
@@ -110,6 +121,11 @@ def _image_lookup(with_manifest: bool, by_digest: bool, by_tag: bool) -> Select[
             _image_tags.c.tag == bindparam("tag")
         )
     return query
+
+
+@functools.cache
+def _prepared_lookup(with_manifest: bool, by_digest: bool, by_tag: bool) -> Prepared:
+    return Prepared(_image_lookup(with_manifest, by_digest, by_tag))
 
 
 class ImageRows(SqlBase):
@@ -140,16 +156,12 @@ class ImageRows(SqlBase):
         with self._writing() as conn:
             # Checked again here, in the writing transaction, so a concurrent GC cannot slip in between.
             wanted = list(image.blob_media_types)
-            present = (
-                set(conn.execute(_PRESENT_BLOBS, {"repository_id": repository_id, "digests": wanted}).scalars())
-                if wanted
-                else set()
-            )
+            parameters = {"repository_id": repository_id, "digests": wanted}
+            present = {row[0] for row in write(conn, _PRESENT_BLOBS, parameters).rows} if wanted else set()
             if missing := sorted(set(wanted) - present):
                 raise errors.LayersNotFound(missing)
-            image_id = conn.execute(
-                _IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": image.digest}
-            ).scalar_one_or_none()
+            found = write(conn, _IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": image.digest}).rows
+            image_id = found[0][0] if found else None
             inserted = None if image_id is not None else self._insert_image(conn, repository_id, image, now, limit)
             created = inserted is not None
             if inserted is not None:
@@ -157,18 +169,19 @@ class ImageRows(SqlBase):
             outcome = PutOutcome.CREATED if created else PutOutcome.UNCHANGED
             if tag is not None:
                 where = {"in_repository": repository_id, "tag_name": tag}
-                current = conn.execute(_TAGGED_IMAGE, where).scalar_one_or_none()
+                tagged = write(conn, _TAGGED_IMAGE, where).rows
+                current = tagged[0][0] if tagged else None
                 if current is None:
                     tag_row = {"repository_id": repository_id, "tag": tag, "image_id": image_id, "created_at": now}
-                    conn.execute(_INSERT_TAG, tag_row)
+                    write(conn, _INSERT_ONE_TAG, tag_row)
                 elif current != image_id:
-                    conn.execute(_MOVE_TAG, {**where, "to_image": image_id, "now": now})
+                    write(conn, _MOVE_ONE_TAG, {**where, "to_image": image_id, "now": now})
                 if current != image_id and not created:
                     outcome = PutOutcome.TAGGED
             if also_tag and self._tag_all(conn, repository_id, image_id, [t for t in also_tag if t != tag], now):
                 outcome = PutOutcome.TAGGED if outcome is PutOutcome.UNCHANGED else outcome
             if outcome is not PutOutcome.UNCHANGED:
-                conn.execute(PUSHED_TO, {"repository": repository_id, "now": now})
+                write(conn, _PUSHED_TO, {"repository": repository_id, "now": now})
             if inserted is not None:  # what the database would answer, without asking it
                 row = replace(inserted, tags=(tag,) if tag is not None else ())
             else:
@@ -206,7 +219,7 @@ class ImageRows(SqlBase):
     @staticmethod
     def _insert_image(conn: Connection, repository_id: int, image: NewImage, now: float, limit: int) -> ImageRow:
         """Insert the image and what it uses; the row as inserted (without tags or manifest)."""
-        count = conn.execute(_COUNT_IMAGES, {"repository_id": repository_id}).scalar_one()
+        count = write(conn, _COUNT_IMAGES, {"repository_id": repository_id}).rows[0][0]
         if count >= limit:
             raise errors.LimitExceeded("images in this repository", limit)
         row: dict[str, Any] = {
@@ -220,10 +233,11 @@ class ImageRows(SqlBase):
             "size": image.size,
             "pushed_at": now,
         }
-        image_id: int = conn.execute(_INSERT_IMAGE, row).inserted_primary_key[0]  # type: ignore[index]
+        image_id: int = write(conn, _INSERT_IMAGE, row).rows[0][0]
         if image.blob_media_types:
-            conn.execute(_INSERT_IMAGE_BLOBS, [{"image_id": image_id, "digest": d} for d in image.blob_media_types])
-            conn.execute(
+            write_many(conn, _INSERT_IMAGE_BLOBS, [{"image_id": image_id, "digest": d} for d in image.blob_media_types])
+            write_many(
+                conn,
                 _SET_BLOB_MEDIA_TYPE,
                 [
                     {"repository": repository_id, "blob": d, "blob_media_type": mt}
@@ -231,26 +245,25 @@ class ImageRows(SqlBase):
                 ],
             )
         if image.child_digests:
-            conn.execute(
+            write_many(
+                conn,
                 _INSERT_IMAGE_CHILDREN,
                 [{"image_id": image_id, "child_digest": d} for d in dict.fromkeys(image.child_digests)],
             )
         if image.details is not None:
-            insert_details(conn, image_id, image.details)
+            write(conn, INSERT_DETAILS, details_columns(image_id, image.details))
         return ImageRow(id=image_id, **{k: v for k, v in row.items() if k != "manifest"})
 
     def get_image(
         self, repository_id: int, *, digest: str | None = None, tag: str | None = None, with_manifest: bool = False
     ) -> ImageRow | None:
-        query = _image_lookup(with_manifest, digest is not None, tag is not None)
-        with self._reading(snapshot=True) as conn:
-            rows = image_rows(conn, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
+        query = _prepared_lookup(with_manifest, digest is not None, tag is not None)
+        with self._prepared_reading(snapshot=True) as reader:
+            rows = _image_rows(reader, query, {"repository_id": repository_id, "digest": digest, "tag": tag})
         return rows[0] if rows else None
 
     def image_exists(self, repository_id: int, digest: str) -> bool:
-        with self._reading() as conn:
-            found = conn.execute(_IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": digest}).first()
-        return found is not None
+        return bool(self._rows(_IMAGE_ID_BY_DIGEST, {"repository_id": repository_id, "digest": digest}))
 
     def get_images(self, repository_id: int, digests: Sequence[str]) -> list[ImageRow]:
         query = select(*_IMAGE_COLUMNS).where(
@@ -350,5 +363,16 @@ def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, An
         return []
     tags: dict[int, list[str]] = {}
     for image_id, tag in conn.execute(TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
+        tags.setdefault(image_id, []).append(tag)
+    return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]
+
+
+def _image_rows(reader: Reader, query: Prepared, parameters: Mapping[str, Any]) -> list[ImageRow]:
+    """image_rows, for a Prepared query on a Reader."""
+    rows = reader.mappings(query, parameters)
+    if not rows:
+        return []
+    tags: dict[int, list[str]] = {}
+    for image_id, tag in reader.rows(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
         tags.setdefault(image_id, []).append(tag)
     return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]

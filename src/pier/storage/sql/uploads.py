@@ -10,8 +10,8 @@ how that meets GC).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -33,16 +33,17 @@ from pier.storage.metadata import (
     UploadRow,
 )
 from pier.storage.sql.blobs import BlobRows
+from pier.storage.sql.prepared import Prepared, write
 
 _uploads = schema.uploads
 
-_UPLOAD_BY_ID = select(_uploads).where(_uploads.c.id == bindparam("id"))
 _IN_PROGRESS = schema.UPLOAD_IN_PROGRESS  # size != UPLOAD_ENDED, as the partial index says it
 _UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(
     _uploads.c.repository_id == bindparam("repository_id"), _IN_PROGRESS
 )
 _COUNT_UPLOADS = select(func.count()).select_from(_uploads).where(_IN_PROGRESS)
 _UPLOAD_COLUMNS = [_uploads.c[name] for name in UploadRow.__dataclass_fields__]
+_UPLOAD_BY_ID = Prepared(select(*_UPLOAD_COLUMNS).where(_uploads.c.id == bindparam("id")))  # UploadRow's order
 _REPOSITORY_ID = bindparam("repository_id", type_=_uploads.c.repository_id.type)
 _ID = bindparam("id", type_=_uploads.c.id.type)
 _NEW_ROW = select(
@@ -70,11 +71,12 @@ def _insert_upload(dialect: str, limited: bool) -> Any:
     )
 
 
-_END_UPLOAD = (
+_INSERT_UPLOAD = Prepared(functools.partial(_insert_upload, limited=False))
+_INSERT_UPLOAD_WITHIN = Prepared(functools.partial(_insert_upload, limited=True))
+_END_UPLOAD = Prepared(
     update(_uploads)
     .where(_uploads.c.id == bindparam("upload_id"))
     .values(size=UPLOAD_ENDED, updated_at=bindparam("now"))
-    .execution_options(preserve_rowcount=True)
 )
 _FORGET_ENDED = (
     delete(_uploads)
@@ -97,28 +99,19 @@ _DELETE_UPLOAD = delete(_uploads).where(_uploads.c.id == bindparam("upload_id"))
 class UploadRows(BlobRows):
     # Uploads
 
-    @cached_property
-    def _insert_upload(self) -> Any:
-        return _insert_upload(self.engine.dialect.name, limited=False)
-
-    @cached_property
-    def _insert_upload_within(self) -> Any:
-        return _insert_upload(self.engine.dialect.name, limited=True)
-
     def insert_upload(self, upload: UploadRow, max_in_repository: int | None = None) -> bool:
         try:
             with self._writing() as conn:
                 if max_in_repository is None:
-                    return bool(conn.execute(self._insert_upload, upload.__dict__).rowcount)
+                    return bool(write(conn, _INSERT_UPLOAD, upload.__dict__).rowcount)
                 limited = {**upload.__dict__, "max_uploads": max_in_repository}
-                return bool(conn.execute(self._insert_upload_within, limited).rowcount)
+                return bool(write(conn, _INSERT_UPLOAD_WITHIN, limited).rowcount)
         except IntegrityError:  # its repository was deleted meanwhile (the foreign key says so)
             return False
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
-        with self._reading() as conn:
-            row = conn.execute(_UPLOAD_BY_ID, {"id": upload_id}).mappings().first()
-        return UploadRow(**row) if row else None
+        rows = self._rows(_UPLOAD_BY_ID, {"id": upload_id})
+        return UploadRow(*rows[0]) if rows else None
 
     def advance_upload(
         self, upload_id: str, expected_size: int, new_size: int, now: float, small_inner_part: bool
@@ -149,9 +142,9 @@ class UploadRows(BlobRows):
         self, conn: Connection, upload_id: str, repository_id: int, now: float, recorded: bool = True
     ) -> None:
         """Mark the upload ended; its row is written if it had none (`recorded` False: it is known to have none)."""
-        if not recorded or not conn.execute(_END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
+        if not recorded or not write(conn, _END_UPLOAD, {"upload_id": upload_id, "now": now}).rowcount:
             ended = UploadRow(upload_id, repository_id, UPLOAD_ENDED, 0, False, now, now)
-            conn.execute(self._insert_upload, ended.__dict__)
+            write(conn, _INSERT_UPLOAD, ended.__dict__)
 
     def forget_ended_uploads(self, updated_before: float) -> int:
         with self._writing() as conn:
