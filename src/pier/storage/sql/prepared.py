@@ -185,6 +185,8 @@ class Prepared:
     def on(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(id(dialect))
         if found is None or found.dialect is not dialect:
+            if len(self._by_dialect) >= 8:  # engines come and go (tests, pier gc): keep the memory bounded
+                self._by_dialect.clear()
             found = self._by_dialect[id(dialect)] = _Compiled(self, dialect)
         return found
 
