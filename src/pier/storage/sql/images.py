@@ -65,9 +65,12 @@ _IMAGE_ID_BY_DIGEST = Prepared(
 _COUNT_IMAGES = Prepared(
     select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
 )
+# The new image's id: SQLite's cursor tells it (RETURNING would need SQLite 3.35 or later), PostgreSQL's
+# does not, so there it comes back by RETURNING.
 _INSERT_IMAGE = Prepared(
-    insert(_images).returning(_images.c.id), keys=[c.name for c in _images.c if c.name != "id"]
-)  # the new id: RETURNING, on SQLite (3.35 and later) as on PostgreSQL
+    lambda dialect: insert(_images).returning(_images.c.id) if dialect == "postgresql" else insert(_images),
+    keys=[c.name for c in _images.c if c.name != "id"],
+)
 _INSERT_IMAGE_BLOBS = Prepared(insert(schema.image_blobs), keys=("image_id", "digest"))
 _INSERT_IMAGE_CHILDREN = Prepared(insert(schema.image_children), keys=("image_id", "child_digest"))
 _SET_BLOB_MEDIA_TYPE = Prepared(
@@ -233,7 +236,10 @@ class ImageRows(SqlBase):
             "size": image.size,
             "pushed_at": now,
         }
-        image_id: int = write(conn, _INSERT_IMAGE, row).rows[0][0]
+        inserted = write(conn, _INSERT_IMAGE, row)
+        image_id = inserted.rows[0][0] if inserted.rows else inserted.lastrowid
+        if not isinstance(image_id, int):
+            raise RuntimeError(f"the database did not tell the new image's id ({image_id!r})")
         if image.blob_media_types:
             write_many(conn, _INSERT_IMAGE_BLOBS, [{"image_id": image_id, "digest": d} for d in image.blob_media_types])
             write_many(

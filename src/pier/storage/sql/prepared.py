@@ -192,11 +192,12 @@ class Prepared:
 
 
 class Result:
-    __slots__ = ("rowcount", "rows")
+    __slots__ = ("lastrowid", "rowcount", "rows")
 
-    def __init__(self, rows: list[Row], rowcount: int) -> None:
+    def __init__(self, rows: list[Row], rowcount: int, lastrowid: int | None = None) -> None:
         self.rows = rows
         self.rowcount = rowcount
+        self.lastrowid = lastrowid  # an INSERT's new row id where the driver tells it (SQLite)
 
 
 def _raise(error: BaseException, dialect: Dialect, statement: str | None, invalidated: bool) -> NoReturn:
@@ -294,7 +295,8 @@ def write(conn: Connection, prepared: Prepared, parameters: Parameters) -> Resul
         cursor = proxied.cursor()
         try:
             cursor.execute(plan.sql, plan.arguments(parameters))
-            return Result(compiled.rows(cursor) if compiled.columns else [], cursor.rowcount)
+            rows = compiled.rows(cursor) if compiled.columns else []
+            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
         finally:
             cursor.close()
     except BaseException as error:
