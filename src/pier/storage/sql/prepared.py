@@ -214,6 +214,24 @@ def _raise(error: BaseException, dialect: Dialect, statement: str | None, invali
     raise error
 
 
+@contextmanager
+def _cursor(proxied: Any, dialect: Dialect, sql: str, invalidate: Callable[[BaseException], None]) -> Iterator[Any]:
+    """A cursor of a pooled DBAPI connection, closed after use. A DBAPI error is raised as SQLAlchemy raises it,
+    and a connection it shows to be gone is invalidated (`invalidate`), as SQLAlchemy does."""
+    cursor = None
+    try:
+        cursor = proxied.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+    except BaseException as error:
+        gone = _disconnected(error, dialect, proxied.dbapi_connection, cursor)
+        if gone:
+            invalidate(error)
+        _raise(error, dialect, sql, gone)
+
+
 def _disconnected(error: BaseException, dialect: Dialect, dbapi_connection: Any, cursor: Any) -> bool:
     return isinstance(error, dialect.loaded_dbapi.Error) and dialect.is_disconnect(error, dbapi_connection, cursor)
 
@@ -230,19 +248,9 @@ class Reader:
     def rows(self, prepared: Prepared, parameters: Parameters) -> list[Row]:
         compiled = prepared.on(self._dialect)
         plan = compiled.plan(parameters)
-        cursor = None
-        try:
-            cursor = self._connection.cursor()
-            try:
-                cursor.execute(plan.sql, plan.arguments(parameters))
-                return compiled.rows(cursor) if compiled.columns else []
-            finally:
-                cursor.close()
-        except BaseException as error:
-            gone = _disconnected(error, self._dialect, self._connection.dbapi_connection, cursor)
-            if gone:
-                self._connection.invalidate(error)
-            _raise(error, self._dialect, plan.sql, gone)
+        with _cursor(self._connection, self._dialect, plan.sql, self._connection.invalidate) as cursor:
+            cursor.execute(plan.sql, plan.arguments(parameters))
+            return compiled.rows(cursor) if compiled.columns else []
 
     def mappings(self, prepared: Prepared, parameters: Parameters) -> list[dict[str, Any]]:
         """The rows as dicts by column name."""
@@ -289,21 +297,10 @@ def write(conn: Connection, prepared: Prepared, parameters: Parameters) -> Resul
     """One statement in the transaction `conn` is in, on its DBAPI connection."""
     compiled = prepared.on(conn.dialect)
     plan = compiled.plan(parameters)
-    proxied = conn.connection
-    cursor = None
-    try:
-        cursor = proxied.cursor()
-        try:
-            cursor.execute(plan.sql, plan.arguments(parameters))
-            rows = compiled.rows(cursor) if compiled.columns else []
-            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
-        finally:
-            cursor.close()
-    except BaseException as error:
-        gone = _disconnected(error, conn.dialect, proxied.dbapi_connection, cursor)
-        if gone:
-            conn.invalidate(error)
-        _raise(error, conn.dialect, plan.sql, gone)
+    with _cursor(conn.connection, conn.dialect, plan.sql, conn.invalidate) as cursor:
+        cursor.execute(plan.sql, plan.arguments(parameters))
+        rows = compiled.rows(cursor) if compiled.columns else []
+        return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
 
 def write_many(conn: Connection, prepared: Prepared, rows: Sequence[Parameters]) -> None:
@@ -312,16 +309,5 @@ def write_many(conn: Connection, prepared: Prepared, rows: Sequence[Parameters])
         return
     compiled = prepared.on(conn.dialect)
     plan = compiled.plan(rows[0])
-    proxied = conn.connection
-    cursor = None
-    try:
-        cursor = proxied.cursor()
-        try:
-            cursor.executemany(plan.sql, [plan.arguments(row) for row in rows])
-        finally:
-            cursor.close()
-    except BaseException as error:
-        gone = _disconnected(error, conn.dialect, proxied.dbapi_connection, cursor)
-        if gone:
-            conn.invalidate(error)
-        _raise(error, conn.dialect, plan.sql, gone)
+    with _cursor(conn.connection, conn.dialect, plan.sql, conn.invalidate) as cursor:
+        cursor.executemany(plan.sql, [plan.arguments(row) for row in rows])
