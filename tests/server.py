@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -93,7 +94,11 @@ class PierServer:
         """With several worker processes: until /readyz says all of them serve (each starts listening once its
         own startup is done), so the connections a test or a benchmark makes next are spread over all of them.
         Whatever else /readyz checks is left to the tests that are about it."""
+        assert self.process is not None
+        checks: dict[str, Any] = {}
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pier exited with {self.process.returncode}:\n{self.output()}{self.log()}")
             try:
                 checks = httpx.get(f"{self.url}/readyz", timeout=5, verify=self.verify).json().get("checks", {})
             except (httpx.HTTPError, ValueError):
@@ -101,6 +106,7 @@ class PierServer:
             if checks.get("workers", {"status": "ok"}).get("status") == "ok":
                 return
             time.sleep(0.05)
+        raise RuntimeError(f"not all of pier's workers started: {checks.get('workers')}\n{self.log()}")
 
     def _config_names_workers(self) -> bool:
         text = self.config_file.read_text() if self.config_file is not None else ""

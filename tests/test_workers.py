@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -55,23 +56,30 @@ def test_workers_serve_together_and_die_with_their_parent(make_server: Any) -> N
 
 def test_readyz_counts_the_workers_serving(make_server: Any) -> None:
     """Each worker marks itself serving in the serve's own directory once started: /readyz is 503 until all
-    are, so connections made once it is 200 are spread over every worker. A mark whose process is gone (a
-    worker killed without a word) does not count, and a stop removes the directory."""
+    have, so connections made once it is 200 are spread over every worker. A mark whose process is gone or
+    is not a worker of this serve (a pid reused) does not count; once all have started, a worker being
+    replaced (a certificate reload) leaves /readyz 200; a stop removes the directory."""
     server = make_server("workers = 2\n")
     assert server.process is not None
     marks = server.data_dir / "workers" / str(server.process.pid)
-    assert sorted(int(p.name) for p in marks.iterdir()) == sorted(children(server.process.pid))
+    workers = sorted(int(p.name) for p in marks.iterdir() if p.name.isdigit())
+    assert workers == sorted(children(server.process.pid))
+    assert (marks / "all-started").exists()
     (marks / "999999999").touch()  # no such process
+    (marks / str(os.getpid())).touch()  # alive, but not a worker of this serve
     assert httpx.get(f"{server.url}/readyz", timeout=30).json()["checks"]["workers"]["detail"] == (
         "2 of 2 workers serving"
     )
-    one = sorted(marks.iterdir())[0]
-    one.unlink()  # as if that worker had not finished starting
+    (marks / str(workers[0])).unlink()  # as while a reload replaces that worker
+    answer = httpx.get(f"{server.url}/readyz", timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["checks"]["workers"] == {"status": "ok", "detail": "1 of 2 workers serving"}
+    (marks / "all-started").unlink()  # as before both had started
     answer = httpx.get(f"{server.url}/readyz", timeout=30)
     assert answer.status_code == 503
     assert answer.json()["checks"]["workers"] == {"status": "failing", "detail": "1 of 2 workers serving"}
     assert answer.json()["checks"]["database"]["status"] == "ok"
-    one.touch()
+    (marks / str(workers[0])).touch()
     assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
     server.stop()
     assert not marks.exists()

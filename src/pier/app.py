@@ -198,8 +198,8 @@ def create_app(config: Config) -> Starlette:
             tasks.append(
                 asyncio.create_task(collect_garbage(core, config.gc_interval_seconds, config.gc_grace_seconds))
             )
-        serving.mark()  # /readyz counts the workers serving (serving.py)
         try:
+            serving.mark(config.workers)  # /readyz counts the workers serving (serving.py)
             yield
         finally:
             serving.unmark()
@@ -233,7 +233,7 @@ def create_app(config: Config) -> Starlette:
             Middleware(LastResort, failures=failures),
             Middleware(HeaderLimit),
             Middleware(BodyGuard, body_timeout=config.body_timeout, requests=requests),
-            Middleware(Shortcuts, routes=oci.SHORTCUTS),  # innermost: the hottest routes, without the router
+            Middleware(Shortcuts, routes=oci.SHORTCUTS),  # innermost: /v2/ and /token, without the router
         ],
     )
     app.state.requests = requests  # the server ends their bodies when a stop has waited long enough

@@ -8,8 +8,11 @@ the first worker, which then served them on one core while the others idled.
 
 So /readyz counts the workers serving: each worker marks itself in the serve's own directory
 (<data-dir>/workers/<pid of pier serve>/<pid of the worker>, see rundirs.py) once its startup is done and
-unmarks itself when it stops; a worker that died without unmarking (SIGKILL) is not counted. /readyz is 503
-until all N are serving: a load balancer or a deployment that waits for it sends traffic to every core.
+unmarks itself when it stops; a mark is counted only while its process is alive and a child of that serve
+(a pid reused by another process is not a worker). /readyz is 503 until all N have started: a load balancer
+or a deployment that waits for it sends traffic to every core. Once they all have, it stays ready while
+some are replaced (a certificate reload starts new workers and stops the old ones one by one): the detail
+still says how many are serving.
 """
 
 from __future__ import annotations
@@ -26,10 +29,20 @@ def directory() -> Path | None:
     return Path(named) if named else None
 
 
-def mark() -> None:
+ALL_STARTED = "all-started"  # made once all N have been serving at once
+
+
+def mark(workers: int) -> None:
     folder = directory()
     if folder is not None:
         (folder / str(os.getpid())).touch()
+        if (count() or 0) >= workers:
+            (folder / ALL_STARTED).touch()
+
+
+def all_started() -> bool:
+    folder = directory()
+    return folder is not None and (folder / ALL_STARTED).exists()
 
 
 def unmark() -> None:
@@ -47,4 +60,15 @@ def count() -> int | None:
         names = os.listdir(folder)
     except FileNotFoundError:
         return 0
-    return sum(1 for name in names if name.isdigit() and rundirs.alive(int(name)))
+    return sum(1 for name in names if name.isdigit() and _worker_of(int(name), folder.name))
+
+
+def _worker_of(pid: int, serve: str) -> bool:
+    """Whether `pid` is alive and a child of the serve whose pid is `serve`."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc to ask: alive is the best there is
+        return rundirs.alive(pid)
+    return stat.rsplit(")", 1)[1].split()[1] == serve  # the fields after the name: state, parent pid, ...

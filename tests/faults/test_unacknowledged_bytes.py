@@ -80,7 +80,9 @@ def test_bytes_whose_size_was_never_recorded_are_not_trusted_at_finish(
             answer = stalled.response(timeout=60)
         finally:
             postgres.start()
-    assert answer.status_code >= 500, answer.status_code  # written, hashed, and not acknowledged
+    assert answer.status_code >= 500, answer.status_code
+    upload = one.data_dir / "blobs" / "uploads" / upload_id
+    assert upload.stat().st_size == len(first) + len(never_recorded)  # written (and hashed), not acknowledged
 
     resumed = patch_chunk(elsewhere, auth, stored, len(first))
     assert resumed.status_code == 202, resumed.text

@@ -67,16 +67,16 @@ def test_rows_come_back_with_their_types_and_lists_of_any_length(metadata: SqlMe
 
 def test_errors_are_sqlalchemys_and_leave_the_transaction_usable(metadata: SqlMetadataStore) -> None:
     repository = metadata.insert_repository("123456789012", "errors", 0.0, EMPTY, {}, 10)
-    tags = schema.registries
-    add = Prepared(insert(tags), keys=("registry_id", "display_name"))
+    registries = schema.registries
+    add = Prepared(insert(registries), keys=("registry_id", "display_name"))
     with metadata.engine.begin() as conn:
         write(conn, add, {"registry_id": "123456789012", "display_name": "one"})
     with pytest.raises(IntegrityError), metadata.engine.begin() as conn:
         write(conn, add, {"registry_id": "123456789012", "display_name": "two"})
-    names = Prepared(select(tags.c.display_name).where(tags.c.registry_id == bindparam("registry_id")))
+    names = Prepared(select(registries.c.display_name).where(registries.c.registry_id == bindparam("registry_id")))
     assert read(metadata.engine, names, {"registry_id": "123456789012"}) == [("one",)]
     # a statement SQLAlchemy would also refuse to run: a column that is not there
-    broken = Prepared(select(literal_column("no_such_column")).select_from(tags))
+    broken = Prepared(select(literal_column("no_such_column")).select_from(registries))
     with pytest.raises(Exception) as raised:
         read(metadata.engine, broken, {})
     assert type(raised.value).__module__ == "sqlalchemy.exc"

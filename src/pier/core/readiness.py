@@ -30,10 +30,11 @@ def check_blob_store(core: Core) -> Check:
     return _probe("blob_store", core.blobs.ping)
 
 
-def check_workers(serving: int, workers: int) -> Check:
-    """All the worker processes of `pier serve --workers N` serving: until then, connections made now would
-    be spread over fewer of them (and kept there as long as the clients keep them alive)."""
-    return Check("workers", serving >= workers, f"{serving} of {workers} workers serving")
+def check_workers(serving: int, workers: int, all_started: bool) -> Check:
+    """All the worker processes of `pier serve --workers N` started: until then, connections made now would
+    be spread over fewer of them (and kept there as long as the clients keep them alive). Once they all
+    have, a worker being replaced (a certificate reload) does not make the server unready."""
+    return Check("workers", serving >= workers or all_started, f"{serving} of {workers} workers serving")
 
 
 def check_disk(core: Core, min_free_bytes: int) -> Check:

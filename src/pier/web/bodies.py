@@ -53,7 +53,7 @@ class BodyState:
     received: int = 0
     ended: bool = False  # cut short (timeout, disconnect, stop): nothing more will be read
     last_bytes: float = 0.0  # the event loop's time when bytes last came
-    reader: asyncio.Task[object] | None = None  # the task waiting for the next chunk now, if one is
+    reader: asyncio.Task[object] | None = None  # the task waiting for the next chunk now (one at a time)
     idle_clock: asyncio.TimerHandle | None = None  # set for when the body will have been idle too long
     idle: bool = False  # the idle clock ran out: the reader was cancelled for it
 
@@ -110,7 +110,7 @@ class BodyGuard:
             assert task is not None
             cancelling = task.cancelling()
             requests._reading.add(task)
-            state.reader = task
+            state.reader, state.idle = task, False
             if state.idle_clock is None:
                 state.idle_clock = loop.call_at(state.last_bytes + timeout, idle_clock_ran_out)
             try:

@@ -39,7 +39,7 @@ async def readyz(request: Request) -> Response:
     )
     workers = request.app.state.config.workers
     if (serving_now := serving.count()) is not None:  # pier serve --workers N: all N are serving
-        checks.append(readiness.check_workers(serving_now, workers))
+        checks.append(readiness.check_workers(serving_now, workers, serving.all_started()))
     ready = all(check.ok for check in checks)
     body = {
         "status": "ok" if ready else "unavailable",

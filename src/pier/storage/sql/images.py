@@ -66,7 +66,8 @@ _COUNT_IMAGES = Prepared(
     select(func.count()).select_from(_images).where(_images.c.repository_id == bindparam("repository_id"))
 )
 # The new image's id: SQLite's cursor tells it (RETURNING would need SQLite 3.35 or later), PostgreSQL's
-# does not, so there it comes back by RETURNING.
+# does not, so there it comes back by RETURNING. A plain INSERT it must stay: SQLite's lastrowid is the
+# connection's last inserted row, which an INSERT that inserts nothing (ON CONFLICT) would not change.
 _INSERT_IMAGE = Prepared(
     lambda dialect: insert(_images).returning(_images.c.id) if dialect == "postgresql" else insert(_images),
     keys=[c.name for c in _images.c if c.name != "id"],

@@ -11,7 +11,10 @@ their types) is kept and replayed without the machinery around it.
 It does only what the statements it was written for need, and refuses the rest when it is built (at
 import), so that a statement or a schema change it cannot replay fails loudly instead of running wrong:
 values rendered into the SQL (literal_execute), Python-side column defaults (an INSERT's prefetch),
-callable or tuple parameters, escaped parameter names, numbered parameter styles.
+callable or tuple parameters, escaped parameter names, numbered parameter styles. A value written into
+the statement (`.values(size=-1)`, a bindparam with a value) is always the one sent: unlike
+Connection.execute, a caller's parameter of the same name does not replace it. Processors are not run on
+None (no type in storage/schema.py maps None to anything else).
 
 A DBAPI error is raised as SQLAlchemy raises it (sqlalchemy.exc.DBAPIError.instance: IntegrityError,
 OperationalError, ...), so storage/faults.py and the aggregates' `except IntegrityError` see what they
