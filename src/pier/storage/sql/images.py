@@ -8,7 +8,7 @@ collecting them (see blobs.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -366,20 +366,20 @@ def _page_row(row: Any, tags: list[str]) -> ImageRow:
 
 def image_rows(conn: Connection, query: Select[Any], parameters: Mapping[str, Any] | None = None) -> list[ImageRow]:
     rows = conn.execute(query, parameters).mappings().all()
-    if not rows:
-        return []
-    tags: dict[int, list[str]] = {}
-    for image_id, tag in conn.execute(TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
-        tags.setdefault(image_id, []).append(tag)
-    return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]
+    return _with_tags(rows, lambda ids: conn.execute(TAGS_OF_IMAGES, {"ids": ids}))
 
 
 def _image_rows(reader: Reader, query: Prepared, parameters: Mapping[str, Any]) -> list[ImageRow]:
     """image_rows, for a Prepared query on a Reader."""
     rows = reader.mappings(query, parameters)
+    return _with_tags(rows, lambda ids: reader.rows(_TAGS_OF_IMAGES, {"ids": ids}))
+
+
+def _with_tags(rows: Sequence[Mapping[Any, Any]], tags_of: Callable[[list[int]], Iterable[Any]]) -> list[ImageRow]:
+    """ImageRows of image rows, with their tags as tags_of(image ids) answers them ((image id, tag) pairs)."""
     if not rows:
         return []
     tags: dict[int, list[str]] = {}
-    for image_id, tag in reader.rows(_TAGS_OF_IMAGES, {"ids": [row["id"] for row in rows]}):
+    for image_id, tag in tags_of([row["id"] for row in rows]):
         tags.setdefault(image_id, []).append(tag)
     return [image_row(row, tuple(tags.get(row["id"], ()))) for row in rows]
