@@ -91,7 +91,7 @@ def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
     SIGTERM the workers stop accepting and finish what is in flight; one still busy after drain_timeout is
     killed (its uploads stay resumable at what they acknowledged)."""
     os.environ[rundirs.WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
-    _return_big_buffers_to_the_system()
+    _tune_the_allocator()
     _Workers(
         "pier.app:app_for_worker",
         factory=True,
@@ -105,7 +105,7 @@ def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
 
 
 def run(app: Starlette, listen: Listen) -> None:
-    _return_big_buffers_to_the_system()
+    _tune_the_allocator()
     asyncio.run(_serve(app, listen))
 
 
@@ -166,16 +166,30 @@ def force_exit() -> None:
     os._exit(0)
 
 
-def _return_big_buffers_to_the_system() -> None:
-    """Keep glibc from holding on to freed request bodies.
+# glibc's allocator (mallopt): blocks above MMAP_THRESHOLD are mapped on their own and given back to the
+# kernel when freed; up to TRIM_THRESHOLD of free memory at the top of a heap is kept for the next request.
+MMAP_THRESHOLD = 4 * 1024 * 1024
+TRIM_THRESHOLD = 16 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
-    glibc raises its mmap threshold each time a large mmapped block is freed, after which blocks of up
-    to 32 MiB (a 20 MiB layer part is a ~27 MiB JSON body) come from the heap and stay resident after
-    free. A fixed threshold keeps them mmapped, so freeing one returns it to the kernel.
+
+def _tune_the_allocator() -> None:
+    """Keep a request body's MiB for the next request, and give big ones back to the kernel.
+
+    Granian hands each request body to Python as new bytes: a 1 MiB layer is one block of a MiB. With
+    glibc's defaults (or a threshold of 1 MiB, pier's before) such a block was mapped for the request and
+    unmapped after it, and the next request faulted its pages in again: ~220 page faults per small image
+    push (bench/notes.md). Below MMAP_THRESHOLD blocks come from the heap and are reused. Bigger ones (a
+    20 MiB layer part is a ~27 MiB JSON body) are still mapped on their own, so freeing one returns it: the
+    pinned threshold keeps glibc from raising it after such a free, which would keep 32 MiB blocks resident.
+    The workers inherit the settings (they are forked). An operator's GLIBC_TUNABLES for either wins.
     """
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if "malloc.mmap_threshold" in tunables or "malloc.trim_threshold" in tunables:
+        return
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return  # not glibc
-    m_mmap_threshold = -3
-    libc.mallopt(m_mmap_threshold, 1024 * 1024)
+    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
