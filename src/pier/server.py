@@ -176,10 +176,10 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def _tune_the_allocator() -> None:
     """Keep a request body's MiB for the next request, and give big ones back to the kernel.
 
-    Granian hands each request body to Python as new bytes: a 1 MiB layer is one block of a MiB. With
-    glibc's defaults (or a threshold of 1 MiB, pier's before) such a block was mapped for the request and
-    unmapped after it, and the next request faulted its pages in again: ~220 page faults per small image
-    push (bench/notes.md). Below MMAP_THRESHOLD blocks come from the heap and are reused. Bigger ones (a
+    Granian hands each request body to Python as new bytes: a 1 MiB layer is one block of a MiB. A mmap
+    threshold of 1 MiB or less maps such a block for its request and unmaps it after, and the next request
+    faults its pages in again: 150-240 page faults per small image push, measured (bench/notes.md). Below
+    MMAP_THRESHOLD blocks come from the heap and are reused. Bigger ones (a
     20 MiB layer part is a ~27 MiB JSON body) are still mapped on their own, so freeing one returns it: the
     pinned threshold keeps glibc from raising it after such a free, which would keep 32 MiB blocks resident.
     The workers inherit the settings (they are forked). An operator's GLIBC_TUNABLES for either wins.
