@@ -20,6 +20,7 @@ from pier import errors
 from pier.api import (  # noqa: F401 - importing a handler module registers its operations
     catalog,
     images,
+    inline_blobs,
     layers,
     model,
     policies,
@@ -132,10 +133,9 @@ async def _handle(request: Request, request_id: str) -> tuple[Response, str, Cal
                 f"Content-Type must be {CONTENT_TYPE}, not {content_type or 'missing'!r}",
             )
         op_model = model.service_model().operation_model(operation)
-        # Drop the raw bytes before parsing: a 20 MiB layer part is ~27 MiB of JSON, and every copy counts.
-        text, body = protocol.decode_text(body), bytearray()
-        params = protocol.parse_input(op_model.input_shape, protocol.decode_json(text))
-        del text
+        # A 20 MiB layer part is ~27 MiB of JSON, and every copy counts: its bytes are decoded from the body
+        # as they are written, and any other body is emptied before its text is parsed (api/inline_blobs.py).
+        params = inline_blobs.parse_request(op_model.input_shape, body)
         named = {key: str(params[key]) for key in AUDITED_NAMES if key in params}
         result = _from_memory(core, caller, operation, params)
         if result is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pier.api.inline_blobs import parts_of
 from pier.api.operations import Params, operation
 from pier.core import uploads
 from pier.core.context import Core
@@ -22,6 +23,7 @@ def initiate_layer_upload(core: Core, caller: Caller, params: Params) -> dict[st
 @operation("UploadLayerPart")
 def upload_layer_part(core: Core, caller: Caller, params: Params) -> dict[str, Any]:
     name, upload_id = params["repositoryName"], params["uploadId"]
+    parts, length = parts_of(params["layerPartBlob"])  # decoded from the body as they are written
     registry_id, last_byte = uploads.upload_layer_part(
         core,
         caller,
@@ -30,9 +32,10 @@ def upload_layer_part(core: Core, caller: Caller, params: Params) -> dict[str, A
         upload_id,
         params["partFirstByte"],
         params["partLastByte"],
-        params["layerPartBlob"],
+        parts,
+        length,
     )
-    metrics.BLOB_BYTES_RECEIVED.inc(len(params["layerPartBlob"]))
+    metrics.BLOB_BYTES_RECEIVED.inc(length)
     return {"registryId": registry_id, "repositoryName": name, "uploadId": upload_id, "lastByteReceived": last_byte}
 
 

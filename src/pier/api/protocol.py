@@ -32,6 +32,7 @@ class SerializationError(ValueError):
 
 class ValidationError(ValueError):
     def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
         count = len(problems)
         noun = "error" if count == 1 else "errors"
         super().__init__(f"{count} validation {noun} detected: " + "; ".join(problems))
@@ -91,7 +92,7 @@ def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
         if not isinstance(value, list):
             problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be a list")
             return None
-        _check_length(shape, len(value), value, where, problems)
+        check_length(shape, len(value), value, where, problems)
         return [_check(shape.member, item, f"{where}.{i}.member", problems) for i, item in enumerate(value, 1)]
     if kind == "string":
         if not isinstance(value, str):
@@ -104,7 +105,7 @@ def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
                 f"Value at '{where}' failed to satisfy constraint: Member must be Unicode text without NUL characters"
             )
             return None
-        _check_length(shape, len(value), value, where, problems)
+        check_length(shape, len(value), value, where, problems)
         enum = shape.enum
         if enum and value not in enum:
             problems.append(
@@ -148,7 +149,7 @@ def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
         except (binascii.Error, ValueError):
             problems.append(f"Value at '{where}' failed to satisfy constraint: Member must be valid base64")
             return None
-        _check_length(shape, len(data), f"<{len(data)} bytes>", where, problems)
+        check_length(shape, len(data), f"<{len(data)} bytes>", where, problems)
         return data
     if kind == "timestamp":
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -179,7 +180,7 @@ def decode_base64(text: str, slice_chars: int = 1 << 20) -> bytes | bytearray:
     return out  # not bytes(out): that would copy it once more
 
 
-def _check_length(shape: Any, length: int, value: Any, where: str, problems: list[str]) -> None:
+def check_length(shape: Any, length: int, value: Any, where: str, problems: list[str]) -> None:
     low, high = shape.metadata.get("min"), shape.metadata.get("max")
     if low is not None and length < low:
         problems.append(

@@ -447,21 +447,24 @@ def upload_layer_part(
     upload_id: str,
     first_byte: int,
     last_byte: int,
-    data: bytes,
+    parts: Iterable[bytes],
+    length: int,
 ) -> tuple[str, int]:
+    """Append a part of `length` bytes (`parts`, which may be made as they are written: an exception
+    raised while they are leaves the upload as it was)."""
     repository = find_repository(core, caller, registry_id, name, "UploadLayerPart", registry_must_exist=True)
-    if not data or last_byte != first_byte + len(data) - 1:
+    if not length or last_byte != first_byte + length - 1:
         upload = find(core, repository, upload_id)
         raise errors.InvalidLayerPart(
             repository.registry_id,
             name,
             upload_id,
             max(upload.size - 1, 0),
-            f"partLastByte must be partFirstByte + {len(data)} - 1 for a part of {len(data)} bytes"
-            if data
+            f"partLastByte must be partFirstByte + {length} - 1 for a part of {length} bytes"
+            if length
             else "The part is empty",
         )
-    append(core, repository, upload_id, first_byte, [data])
+    append(core, repository, upload_id, first_byte, parts, expected_length=length)
     return repository.registry_id, last_byte
 
 
