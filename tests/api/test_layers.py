@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import OWNER, client
 from tests.images import MIB, digest_of, push_blob
+from tests.signing import call
 
 UPLOAD = "12345678-1234-1234-1234-123456789012"
 
@@ -243,3 +248,72 @@ def test_put_image_by_sha512_digest(ecr: Any, repo: str) -> None:
     assert [d["imageDigest"] for d in described] == [sha512(manifest)]
     deleted = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": sha512(manifest)}])
     assert deleted["imageIds"] == [{"imageDigest": sha512(manifest), "imageTag": "v512"}]
+
+
+def part_body(repo: str, upload_id: str, first: int, length: int, text: str) -> bytes:
+    """An UploadLayerPart body with `text` as the base64 member, as written (escapes and all)."""
+    fields = {"repositoryName": repo, "uploadId": upload_id, "partFirstByte": first, "partLastByte": first + length - 1}
+    return (json.dumps(fields)[:-1] + f', "layerPartBlob": "{text}"}}').encode()
+
+
+def test_a_part_whose_base64_is_written_with_escapes_is_read_the_same(pier: Any, ecr: Any, repo: str) -> None:
+    """JSON may escape '/' (as "\\/"): such a member is parsed whole, not decoded from the body as it lies."""
+    data = os.urandom(3 * MIB)
+    text = base64.b64encode(data).decode()
+    assert "/" in text
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    body = part_body(repo, upload_id, 0, len(data), text.replace("/", "\\/"))
+    answer = call(pier.url, OWNER, "UploadLayerPart", body=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["lastByteReceived"] == len(data) - 1
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(data)])
+    assert done["layerDigest"] == digest_of(data)
+
+
+def test_a_part_that_stops_being_base64_past_its_first_mib_keeps_nothing(pier: Any, ecr: Any, repo: str) -> None:
+    """The member is decoded a slice at a time as it is written: a slice that is not base64 is the same
+    InvalidParameterException as before, and nothing of the part is kept (the next part starts at 0)."""
+    data = os.urandom(3 * MIB)
+    text = base64.b64encode(data).decode()
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    for broken in (text[: 2 * MIB] + "!" + text[2 * MIB + 1 :], text[: 2 * MIB] + "==" + text[2 * MIB + 2 :]):
+        answer = call(pier.url, OWNER, "UploadLayerPart", body=part_body(repo, upload_id, 0, len(data), broken))
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["x-amzn-errortype"].startswith("InvalidParameterException")
+        assert "'layerPartBlob'" in answer.json()["message"] and "base64" in answer.json()["message"]
+    assert upload(ecr, repo, data, 0, upload_id)["lastByteReceived"] == len(data) - 1
+    done = ecr.complete_layer_upload(repositoryName=repo, uploadId=upload_id, layerDigests=[digest_of(data)])
+    assert done["layerDigest"] == digest_of(data)
+
+
+def test_a_part_with_other_errors_reports_them_with_its_length(pier: Any, repo: str) -> None:
+    text = base64.b64encode(b"x" * (20 * MIB + 1)).decode()
+    answer = call(pier.url, OWNER, "UploadLayerPart", body=part_body(repo, "not-an-upload", 0, 20 * MIB + 1, text))
+    assert answer.status_code == 400
+    message = answer.json()["message"]
+    assert message.startswith("2 validation errors detected") and "'uploadId'" in message
+    assert "'layerPartBlob'" in message and "less than or equal to 20971520" in message
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_20_mib_part_costs_its_body_not_copies_of_it(make_plain_server: Any) -> None:
+    """A 20 MiB part is ~27 MiB of JSON. Decoded the plain way (text, then the parsed string, then the
+    bytes), the server's peak memory rose by 64-83 MiB; decoded from the body as it lies, by ~36 (the body
+    and what the heap keeps). Memory, not a timing: the kernel's high-water mark of the serving process."""
+    server = make_plain_server("workers = 1\n")
+    ecr = client(server)
+    ecr.create_repository(repositoryName="parts")
+    data = os.urandom(20 * MIB)
+    idle = peak_rss_mib(server.process.pid)
+    upload_id = ecr.initiate_layer_upload(repositoryName="parts")["uploadId"]
+    for first in range(0, 3 * len(data), len(data)):
+        upload(ecr, "parts", data, first, upload_id)
+    body = len(base64.b64encode(data)) / MIB
+    grown = peak_rss_mib(server.process.pid) - idle
+    assert grown < body + 20, f"peak memory rose {grown:.0f} MiB for a part of {body:.0f} MiB of JSON"
