@@ -270,6 +270,10 @@ Index(
     sqlite_where=UPLOAD_IN_PROGRESS,
     postgresql_where=UPLOAD_IN_PROGRESS,
 )
+# Ended uploads, by when they ended: the expiry sweep deletes the oldest of them a batch at a time, and
+# without this index each batch read the whole table (a busy registry ends ~17 million uploads a day).
+UPLOAD_ENDED = text("size = -1")
+Index("ix_uploads_ended", uploads.c.updated_at, sqlite_where=UPLOAD_ENDED, postgresql_where=UPLOAD_ENDED)
 
 # Pull-through caches (core/pullthrough.py). When the upstream last confirmed each cached tag: a tag is
 # trusted for the rule's tag_ttl_seconds after that, then asked about again.

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     bindparam,
     delete,
     func,
@@ -78,10 +79,16 @@ _END_UPLOAD = Prepared(
     .where(_uploads.c.id == bindparam("upload_id"))
     .values(size=UPLOAD_ENDED, updated_at=bindparam("now"))
 )
+# The oldest ended rows, a batch at a time (each batch a transaction of its own: other writers go between
+# them), found through ix_uploads_ended (schema.UPLOAD_ENDED says it as the index does).
+FORGET_BATCH = 1000
+_OLDEST_ENDED = (
+    select(_uploads.c.id)
+    .where(schema.UPLOAD_ENDED, _uploads.c.updated_at < bindparam("before"))
+    .limit(bindparam("batch", type_=Integer()))
+)
 _FORGET_ENDED = (
-    delete(_uploads)
-    .where(_uploads.c.size == UPLOAD_ENDED, _uploads.c.updated_at < bindparam("before"))
-    .execution_options(preserve_rowcount=True)
+    delete(_uploads).where(_uploads.c.id.in_(_OLDEST_ENDED.scalar_subquery())).execution_options(preserve_rowcount=True)
 )
 _ADVANCE_UPLOAD = (
     update(_uploads)
@@ -147,8 +154,13 @@ class UploadRows(BlobRows):
             write(conn, _INSERT_UPLOAD, ended.__dict__)
 
     def forget_ended_uploads(self, updated_before: float) -> int:
-        with self._writing() as conn:
-            return int(conn.execute(_FORGET_ENDED, {"before": updated_before}).rowcount)
+        forgotten = 0
+        while True:
+            with self._writing() as conn:
+                batch = int(conn.execute(_FORGET_ENDED, {"before": updated_before, "batch": FORGET_BATCH}).rowcount)
+            forgotten += batch
+            if batch < FORGET_BATCH:
+                return forgotten
 
     def upload_ids(self, repository_id: int) -> list[str]:
         with self._reading() as conn:
