@@ -6,29 +6,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from pier.core.catalog import EMPTY
 from pier.storage.metadata import UploadRow
 from pier.storage.sql import SqlMetadataStore
-from tests.backends import Backend, PostgresS3
 from tests.images import digest_of
-
-
-@pytest.fixture
-def metadata(tmp_path: Path, backend: Backend) -> Iterator[SqlMetadataStore]:
-    """A metadata store of the backend's kind, used directly: the locking below is the database's."""
-    if isinstance(backend, PostgresS3):
-        name = f"pier_{uuid.uuid4().hex[:12]}"
-        backend.postgres.create_database(name)
-        store = SqlMetadataStore.from_url(f"{backend.postgres.url}/{name}")
-    else:
-        store = SqlMetadataStore.from_url(f"sqlite:///{tmp_path / 'pier.db'}")
-    yield store
-    store.close()
 
 
 def _upload(store: SqlMetadataStore) -> tuple[int, str]:

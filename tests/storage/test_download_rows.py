@@ -8,7 +8,6 @@ import uuid
 
 from pier.core.catalog import EMPTY
 from pier.storage.sql import SqlMetadataStore
-from tests.storage.test_blob_rows import metadata as metadata  # the store fixture, on both backends
 
 REGISTRY = "123456789012"
 

@@ -16,7 +16,7 @@ from pier.storage.schema import metadata
 from pier.storage.sql import open_engine
 from tests.backends import Backend, PostgresS3
 
-HEAD = "0008"  # the newest revision
+HEAD = "0009"  # the newest revision
 
 
 def database_url(backend: Backend, tmp_path: Path) -> str:
