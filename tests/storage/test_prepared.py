@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, insert, literal_column, select
@@ -17,20 +15,7 @@ from pier.storage import schema
 from pier.storage.metadata import UploadRow
 from pier.storage.sql import SqlMetadataStore
 from pier.storage.sql.prepared import Prepared, Unsupported, read, write
-from tests.backends import Backend, PostgresS3
 from tests.images import digest_of
-
-
-@pytest.fixture
-def metadata(tmp_path: Path, backend: Backend) -> Iterator[SqlMetadataStore]:
-    if isinstance(backend, PostgresS3):
-        name = f"pier_{uuid.uuid4().hex[:12]}"
-        backend.postgres.create_database(name)
-        store = SqlMetadataStore.from_url(f"{backend.postgres.url}/{name}")
-    else:
-        store = SqlMetadataStore.from_url(f"sqlite:///{tmp_path / 'pier.db'}")
-    yield store
-    store.close()
 
 
 def test_what_it_cannot_replay_is_refused_when_built() -> None:
