@@ -14,18 +14,14 @@ the plain parser, which answers it as before.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 from pier.api import protocol
 
-SLICE_CHARS = 1 << 20  # base64 characters decoded at a time (a multiple of 4): 768 KiB of bytes
 INLINE_FROM = 64 * 1024  # bodies shorter than this are parsed the plain way: there is little to save
 _MAX_DEPTH = 64  # a body nested deeper than this goes to the plain parser, which says what it thinks
-
-
-class InvalidBase64(ValueError):
-    """The member's text cannot be base64: its length is not a multiple of 4."""
+_SPACE = (b" ", b"\t", b"\r", b"\n")
 
 
 def parse_request(shape: Any, body: bytearray) -> dict[str, Any]:
@@ -61,98 +57,65 @@ def parts_of(blob: bytes | bytearray | InlineBlob) -> tuple[Iterable[bytes], int
 
 
 class InlineBlob:
-    """The base64 text of a member, in the request body; its bytes, decoded slice by slice."""
+    """The base64 text of a member (its length a multiple of 4), in the request body; its bytes, decoded
+    slice by slice."""
 
-    def __init__(self, text: memoryview, member: str = "") -> None:
-        if len(text) % 4:
-            raise InvalidBase64("base64 text length must be a multiple of 4")
+    def __init__(self, text: memoryview, member: str) -> None:
         self._text = text
         self._member = member
-        padding = 0
-        if len(text):
-            padding = bytes(text[-2:]).count(b"=")
-        self._length = len(text) // 4 * 3 - padding
+        self._length = len(text) // 4 * 3 - bytes(text[-2:]).count(b"=")
 
     def __len__(self) -> int:
         return self._length
 
     def pieces(self) -> Iterator[bytes]:
-        """The decoded bytes, a slice at a time. At the first slice that is not strict base64 (padding
-        anywhere but at the very end included), the ValidationError parse_input would have raised: whoever
-        writes the pieces keeps none of them then (core/uploads.py's Append)."""
-        text = self._text
-        for start in range(0, len(text), SLICE_CHARS):
-            piece = text[start : start + SLICE_CHARS]
-            try:
-                if start + SLICE_CHARS < len(text) and piece[-1] == 0x3D:  # "=" before the last slice
-                    raise binascii.Error("padding before the end")
-                yield binascii.a2b_base64(piece, strict_mode=True)
-            except binascii.Error:
-                where = self._member or "input"
-                raise protocol.ValidationError(
-                    [f"Value at '{where}' failed to satisfy constraint: Member must be valid base64"]
-                ) from None
+        """The decoded bytes, a slice at a time (protocol.base64_slices). At the first slice that is not
+        strict base64, the ValidationError parse_input would have raised: whoever writes the pieces keeps
+        none of them then (core/uploads.py's Append)."""
+        try:
+            yield from protocol.base64_slices(self._text)
+        except (binascii.Error, ValueError):
+            raise protocol.ValidationError(
+                [f"Value at '{self._member}' failed to satisfy constraint: Member must be valid base64"]
+            ) from None
 
 
 def split(body: bytes | bytearray, member: str) -> tuple[bytes, InlineBlob] | None:
     """(the body with the member's value replaced by "", the member's text), if the body is an object whose
-    top-level `member` is a string without escapes, named once; None otherwise."""
+    top-level `member` is a string without escapes whose length is a multiple of 4, named once; None
+    otherwise."""
+    key = b'"' + member.encode() + b'"'
+    spans: list[tuple[int, int]] = []  # the characters between the quotes
+
+    def take(name: bytes, at: int) -> int | None:
+        """The end of the member's value, if `name` is the member's; None for another member's."""
+        if b"\\" in name:  # a key written with escapes may be the member: the plain parser decides
+            raise ValueError("a key with escapes")
+        if name != key:
+            return None
+        if body[at : at + 1] != b'"':
+            raise ValueError("the member is not a string")
+        end = _string_end(body, at)
+        if body.find(b"\\", at + 1, end - 1) >= 0 or (end - at - 2) % 4:
+            raise ValueError("the member is not base64 as it lies")
+        spans.append((at + 1, end - 1))
+        return end
+
     try:
-        span = _member_span(body, member.encode())
+        start = _skip_space(body, 0)
+        if body[start : start + 1] != b"{" or _skip_space(body, _skip_value(body, start, 1, take)) != len(body):
+            return None
     except (IndexError, ValueError):  # not JSON this scan can follow: the plain parser will say why
         return None
-    if span is None:
+    if len(spans) != 1:
         return None
-    start, end = span  # the characters between the quotes
+    start, end = spans[0]
     view = memoryview(body)
-    rest = b"".join((view[:start], view[end:]))
-    try:
-        return rest, InlineBlob(view[start:end], member)
-    except InvalidBase64:
-        return None
-
-
-def _member_span(body: bytes | bytearray, member: bytes) -> tuple[int, int] | None:
-    at = _skip_space(body, 0)
-    if body[at : at + 1] != b"{":
-        return None
-    at = _skip_space(body, at + 1)
-    found: tuple[int, int] | None = None
-    key = b'"' + member + b'"'
-    if body[at : at + 1] == b"}":
-        return None
-    while True:
-        if body[at : at + 1] != b'"':
-            return None
-        key_end = _string_end(body, at)
-        name = body[at:key_end]
-        if b"\\" in name:  # a key written with escapes may be the member: the plain parser decides
-            return None
-        at = _skip_space(body, key_end)
-        if body[at : at + 1] != b":":
-            return None
-        at = _skip_space(body, at + 1)
-        if name == key:
-            if found is not None or body[at : at + 1] != b'"':
-                return None
-            value_end = _string_end(body, at)
-            if body.find(b"\\", at + 1, value_end - 1) >= 0:
-                return None
-            found = (at + 1, value_end - 1)
-            at = value_end
-        else:
-            at = _skip_value(body, at, 1)
-        at = _skip_space(body, at)
-        separator = body[at : at + 1]
-        if separator == b"}":
-            return found if _skip_space(body, at + 1) == len(body) else None
-        if separator != b",":
-            return None
-        at = _skip_space(body, at + 1)
+    return b"".join((view[:start], view[end:])), InlineBlob(view[start:end], member)
 
 
 def _skip_space(body: bytes | bytearray, at: int) -> int:
-    while body[at : at + 1] in (b" ", b"\t", b"\r", b"\n"):
+    while body[at : at + 1] in _SPACE:
         at += 1
     return at
 
@@ -170,8 +133,11 @@ def _string_end(body: bytes | bytearray, at: int) -> int:
         at = quote + 1
 
 
-def _skip_value(body: bytes | bytearray, at: int, depth: int) -> int:
-    """The index just past the JSON value at `at` (which the plain parser checks later)."""
+def _skip_value(
+    body: bytes | bytearray, at: int, depth: int, take: Callable[[bytes, int], int | None] | None = None
+) -> int:
+    """The index just past the JSON value at `at` (which the plain parser checks later). For an object,
+    take(key, value's index) is asked first about each member's value (the top level's only)."""
     if depth > _MAX_DEPTH:
         raise ValueError("nested too deep")
     first = body[at : at + 1]
@@ -183,14 +149,18 @@ def _skip_value(body: bytes | bytearray, at: int, depth: int) -> int:
         if body[at : at + 1] == closing:
             return at + 1
         while True:
+            end = None
             if first == b"{":
                 if body[at : at + 1] != b'"':
                     raise ValueError("a key must be a string")
-                at = _skip_space(body, _string_end(body, at))
+                key_end = _string_end(body, at)
+                name = body[at:key_end]
+                at = _skip_space(body, key_end)
                 if body[at : at + 1] != b":":
                     raise ValueError("a key must be followed by ':'")
                 at = _skip_space(body, at + 1)
-            at = _skip_space(body, _skip_value(body, at, depth + 1))
+                end = take(bytes(name), at) if take is not None else None
+            at = _skip_space(body, end if end is not None else _skip_value(body, at, depth + 1))
             separator = body[at : at + 1]
             if separator == closing:
                 return at + 1
@@ -198,7 +168,7 @@ def _skip_value(body: bytes | bytearray, at: int, depth: int) -> int:
                 raise ValueError("a member must be followed by ',' or the end")
             at = _skip_space(body, at + 1)
     end = at  # a number, true, false or null: up to the next delimiter
-    while end < len(body) and body[end : end + 1] not in (b",", b"}", b"]", b" ", b"\t", b"\r", b"\n"):
+    while end < len(body) and body[end : end + 1] not in (b",", b"}", b"]", *_SPACE):
         end += 1
     if end == at:
         raise ValueError("a value is missing")

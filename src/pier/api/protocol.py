@@ -17,7 +17,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -165,19 +165,27 @@ def _check(shape: Any, value: Any, path: str, problems: list[str]) -> Any:
 
 
 def decode_base64(text: str, slice_chars: int = 1 << 20) -> bytes | bytearray:
-    """Strict base64 decoding in slices: b64decode(str) would first copy the whole text to bytes, and a
-    layer part's text is ~27 MiB. Slices are a multiple of 4 characters, so padding can only end the last."""
+    """Strict base64, decoded whole (as bytes), or in slices for a long text (as a bytearray, built in place)."""
     if len(text) <= slice_chars:
-        return base64.b64decode(text, validate=True)
-    if len(text) % 4:
-        raise binascii.Error("base64 text length must be a multiple of 4")
+        return binascii.a2b_base64(text, strict_mode=True)
     out = bytearray()
+    for piece in base64_slices(text, slice_chars):
+        out += piece
+    return out  # not bytes(out): that would copy it once more
+
+
+def base64_slices(text: str | memoryview, slice_chars: int = 1 << 20) -> Iterator[bytes]:
+    """Strict base64 decoded `slice_chars` characters at a time: b64decode(str) would first copy the whole text
+    to bytes, and a layer part's text is ~27 MiB. Slices are a multiple of 4 characters, so padding can only
+    end the last. binascii.Error (ValueError: a str that is not ASCII) at the first slice that is not base64.
+    (a2b_base64's strict mode refuses what b64decode(validate=True) refuses.)"""
+    if len(text) > slice_chars and len(text) % 4:
+        raise binascii.Error("base64 text length must be a multiple of 4")
     for start in range(0, len(text), slice_chars):
         piece = text[start : start + slice_chars]
-        if "=" in piece and start + slice_chars < len(text):
+        if start + slice_chars < len(text) and piece[-1] in ("=", 0x3D):
             raise binascii.Error("padding before the end")
-        out += base64.b64decode(piece, validate=True)
-    return out  # not bytes(out): that would copy it once more
+        yield binascii.a2b_base64(piece, strict_mode=True)
 
 
 def check_length(shape: Any, length: int, value: Any, where: str, problems: list[str]) -> None:
