@@ -191,5 +191,6 @@ def _tune_the_allocator() -> None:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return  # not glibc
-    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    for option, value in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+        if not libc.mallopt(option, value):  # 0: refused; pier serves as before, at some cost in page faults
+            log.warning("glibc refused mallopt(%d, %d): request bodies may be mapped afresh each time", option, value)
