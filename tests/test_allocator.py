@@ -14,6 +14,7 @@ import httpx
 
 from tests.conftest import OWNER, client, owner_env
 from tests.oci.helpers import bearer
+from tests.test_workers import children
 
 MIB = 1024 * 1024
 WARM = 10  # pushes that let the heap grow to what a request needs
@@ -23,13 +24,11 @@ COUNTED = 20
 def minor_faults(pid: int) -> int:
     """Of the process and its children (the workers of `pier serve`)."""
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for each in [pid, *children(pid)]:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += int(Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[7])
         except OSError:
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            total += int(fields[7])
     return total
 
 
