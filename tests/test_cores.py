@@ -1,17 +1,26 @@
-"""workers = "auto": one server process per usable core, by affinity and the cgroup v2 CPU quota."""
+"""workers = "auto": one server process per usable core, by affinity and the cgroup v2 CPU quota; and each
+worker on a CPU of its own when they are as many as the CPUs pier may run on (worker_cpu_affinity)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pier.config import ConfigError, load
-from pier.cores import cgroup_quota, usable_cores
+from pier.cores import cgroup_quota, usable_cores, worker_cpus
+from tests.certificates import Authority, ServerFiles
 from tests.conftest import client
+from tests.server import PierServer
 from tests.test_workers import children
+from tests.web.test_tls import LOCAL_NAMES, served_by, tls_server
 
 
 def cgroup_tree(root: Path, limits: dict[str, str]) -> Path:
@@ -69,3 +78,124 @@ def test_serve_without_a_word_on_workers_uses_every_usable_core(make_plain_serve
     ecr = client(server)
     ecr.create_repository(repositoryName="everywhere")
     assert ecr.describe_repositories()["repositories"][0]["repositoryName"] == "everywhere"
+
+
+# ---------------------------------------------------------------- each worker on a CPU of its own
+
+
+def threads_cpus(pid: int) -> list[set[int]]:
+    """The CPUs each thread of process `pid` may run on."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.append(os.sched_getaffinity(int(task.name)))
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def workers_cpus(server: PierServer) -> dict[int, set[int]]:
+    """Worker pid -> the CPUs its threads may run on (all of its threads, checked to agree)."""
+    assert server.process is not None
+    cpus = {}
+    for worker in children(server.process.pid):
+        per_thread = threads_cpus(worker)
+        assert per_thread and all(each == per_thread[0] for each in per_thread), (worker, per_thread)
+        cpus[worker] = per_thread[0]
+    return cpus
+
+
+@contextmanager
+def allowed(cpus: set[int]) -> Iterator[None]:
+    """Processes started meanwhile (from this thread) may run on `cpus` only, as under `taskset`."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def two_cpus() -> set[int]:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs a machine with two CPUs")
+    return set(cpus[:2])
+
+
+def test_worker_cpus_are_the_allowed_ones_when_they_match_the_workers() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    assert worker_cpus(len(cpus)) == (cpus if len(cpus) > 1 else None)
+    assert worker_cpus(len(cpus) + 1) is None  # more workers than CPUs: the kernel shares them out
+    assert worker_cpus(1) is None
+    with allowed(two_cpus()):
+        assert worker_cpus(2) == sorted(two_cpus())
+        assert worker_cpus(3) is None
+
+
+def test_worker_cpu_affinity_is_auto_or_off(tmp_path: Path) -> None:
+    assert load(env={}, flags={"data_dir": tmp_path}).worker_cpu_affinity == "auto"
+    assert load(env={"PIER_WORKER_CPU_AFFINITY": "off"}, flags={"data_dir": tmp_path}).worker_cpu_affinity == "off"
+    with pytest.raises(ConfigError, match="worker_cpu_affinity must be auto or off"):
+        load(env={"PIER_WORKER_CPU_AFFINITY": "sometimes"}, flags={"data_dir": tmp_path})
+
+
+def test_each_worker_keeps_to_a_cpu_of_its_own(make_plain_server: Any) -> None:
+    """Two workers on two CPUs: each worker, every thread of it (Granian's, the event loop, the pools made
+    while serving), keeps to one of the two, a different one each; the parent, which only supervises,
+    keeps both."""
+    cpus = two_cpus()
+    with allowed(cpus):
+        server = make_plain_server("workers = 2\n")
+    ecr = client(server)
+    for n in range(8):  # threads the pools start while serving inherit the worker's CPU
+        ecr.create_repository(repositoryName=f"pinned{n}")
+    assert len(ecr.describe_repositories()["repositories"]) == 8
+    pinned = workers_cpus(server)
+    assert len(pinned) == 2
+    assert sorted(len(each) for each in pinned.values()) == [1, 1]
+    assert set.union(*pinned.values()) == cpus
+    assert server.process is not None
+    assert os.sched_getaffinity(server.process.pid) == cpus
+    assert "each worker keeps to a CPU of its own" in server.log()
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ('workers = 2\nworker_cpu_affinity = "off"\n', "turned off"),
+        ("workers = 3\n", "more workers than CPUs"),
+    ],
+)
+def test_workers_are_left_free(make_plain_server: Any, config: str, why: str) -> None:
+    cpus = two_cpus()
+    with allowed(cpus):
+        server = make_plain_server(config)
+    assert client(server).describe_repositories()["repositories"] == []
+    pinned = workers_cpus(server)
+    assert pinned and all(each == cpus for each in pinned.values()), why
+    assert "each worker keeps to a CPU of its own" not in server.log()
+
+
+def test_a_worker_started_again_keeps_to_the_cpu_of_the_one_it_replaces(make_plain_server: Any, tmp_path: Path) -> None:
+    """A certificate reload (SIGHUP) replaces every worker: the new ones keep to the CPUs the old ones had."""
+    cpus = two_cpus()
+    first = Authority(tmp_path / "first", "first CA").issue(LOCAL_NAMES)
+    second = Authority(tmp_path / "second", "second CA").issue(LOCAL_NAMES)
+    live = ServerFiles(tmp_path / "live.crt", tmp_path / "live.key", first.ca)
+    shutil.copy(first.cert, live.cert)
+    shutil.copy(first.key, live.key)
+    with allowed(cpus):
+        server = tls_server(make_plain_server, live, "workers = 2\n")
+    before = workers_cpus(server)
+    assert sorted(len(each) for each in before.values()) == [1, 1]
+    shutil.copy(second.cert, live.cert)
+    shutil.copy(second.key, live.key)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while not served_by(server, second.ca) or set(workers_cpus(server)) & set(before) or len(workers_cpus(server)) != 2:
+        assert time.monotonic() < deadline, f"the workers were not replaced:\n{server.log()}"
+        time.sleep(0.2)
+    after = workers_cpus(server)
+    assert sorted(map(sorted, after.values())) == sorted(map(sorted, before.values()))

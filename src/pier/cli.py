@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve_forever(config: Config) -> None:
-    from pier import logs, rundirs, tls
+    from pier import cores, logs, rundirs, tls
 
     # SIGHUP never stops pier: ignored until the server's own handler (a certificate reload) takes over.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -208,7 +208,8 @@ def serve_forever(config: Config) -> None:
         migrated = subprocess.run([sys.executable, "-m", "pier.app", str(resolved)], env=env, check=False)
         if migrated.returncode != 0:
             sys.exit(f"pier: preparing the store for the workers failed (exit status {migrated.returncode})")
-        run_workers(resolved, listen, config.workers)
+        cpus = cores.worker_cpus(config.workers) if config.worker_cpu_affinity == "auto" else None
+        run_workers(resolved, listen, config.workers, cpus)
     finally:
         if certificates is not None:
             certificates.close()

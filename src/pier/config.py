@@ -117,6 +117,10 @@ class Config:
     # the database and blob store like separate `pier serve` processes would. "auto", the default: one per
     # usable core (affinity and cgroup CPU quota, see cores.py), resolved to a number when the config is read.
     workers: int = field(default_factory=cores.usable_cores)
+    # "auto": with as many workers as the CPUs pier may run on, each worker (all its threads) keeps to one
+    # CPU of its own, which saves the cost of waking threads across CPUs (cores.py); "off": the kernel
+    # places them as it likes.
+    worker_cpu_affinity: str = "auto"
     # Requests per second per client address (a burst of rate_limit_burst is allowed). 0 turns a limit
     # off, the default for local use. ECR Public allows anonymous clients 1 pull/s, logged-in ones 10.
     # Counted: manifest, tag and referrer reads, token requests, API calls (blob downloads are not).
@@ -220,6 +224,7 @@ _SCALARS = {
     "max_upload_bodies_per_client": int,
     "readiness_min_free_bytes": int,
     "workers": int,
+    "worker_cpu_affinity": str,
     "gc_grace_seconds": int,
     "gc_interval_seconds": int,
     "blob_store": str,
@@ -395,6 +400,8 @@ def _check(config: Config) -> None:
         raise ConfigError("metrics must be on, off or token")
     if config.metrics == "token" and len(config.metrics_token) < 16:
         raise ConfigError("metrics = token needs a metrics_token (or PIER_METRICS_TOKEN) of at least 16 characters")
+    if config.worker_cpu_affinity not in ("auto", "off"):
+        raise ConfigError("worker_cpu_affinity must be auto or off")
     if config.log_format not in ("text", "json"):
         raise ConfigError("log_format must be text or json")
     if config.blob_store and not config.blob_store.startswith("s3://"):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import math
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,24 +76,46 @@ class Listen:
 
 class _Workers(MPServer):
     """Granian's multi-process server, whose SIGHUP (new workers, then the old ones stopped gracefully)
-    happens only with a new copy of the certificate that loads."""
+    happens only with a new copy of the certificate that loads, and whose i-th worker (a respawned one too)
+    keeps to cpus[i] when there are CPUs to keep to (cores.worker_cpus)."""
 
-    def __init__(self, *args: Any, listen: Listen, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, listen: Listen, cpus: list[int] | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listen = listen
+        self.cpus = cpus
 
     def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
         if self.listen.reload(self):
             super().signal_handler_reload(*args, **kwargs)  # type: ignore[no-untyped-call]
 
+    def _spawn_worker(
+        self, idx: int, target: Any, callback_loader: Callable[[], Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        if self.cpus:
+            callback_loader = functools.partial(_keep_to_cpu, self.cpus[idx % len(self.cpus)], callback_loader)
+        return super()._spawn_worker(idx, target, callback_loader, *args, **kwargs)
 
-def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
+
+def _keep_to_cpu(cpu: int, load_app: Callable[[], Any]) -> Any:
+    """In a worker, before it loads the app and before Granian starts its threads (which inherit this one's
+    affinity): keep the worker to `cpu`."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as error:  # the CPU went offline, or a policy refuses: the worker runs unpinned
+        log.warning("worker %d could not be kept to CPU %d (%s); it runs on any", os.getpid(), cpu, error)
+    return load_app()
+
+
+def run_workers(config_path: Path, listen: Listen, workers: int, cpus: list[int] | None = None) -> None:
     """Several worker processes on one port (Granian's multi-process server). Each builds its own app from
     the resolved config at config_path, and stops when this process does (see app.app_for_worker). On
     SIGTERM the workers stop accepting and finish what is in flight; one still busy after drain_timeout is
-    killed (its uploads stay resumable at what they acknowledged)."""
+    killed (its uploads stay resumable at what they acknowledged). With `cpus`, the i-th worker keeps to
+    cpus[i] (cores.worker_cpus)."""
     os.environ[rundirs.WORKER_CONFIG_ENV] = str(config_path)  # a path, never the secrets themselves
     _tune_the_allocator()
+    if cpus:
+        log.info('each worker keeps to a CPU of its own: %s (worker_cpu_affinity = "off" to let them move)', cpus)
     _Workers(
         "pier.app:app_for_worker",
         factory=True,
@@ -100,6 +124,7 @@ def run_workers(config_path: Path, listen: Listen, workers: int) -> None:
         workers_kill_timeout=max(1, math.ceil(listen.drain_timeout)),
         respawn_interval=RESPAWN_INTERVAL,
         listen=listen,
+        cpus=cpus,
         **listen.granian(),
     ).serve()
 
