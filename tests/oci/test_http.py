@@ -147,6 +147,26 @@ def test_chunked_upload_with_status_and_out_of_order_chunk(v2: str, auth: dict[s
     assert httpx.get(f"{v2}/blobs/{sha(data)}", follow_redirects=True).content == data
 
 
+def test_chunks_sent_back_to_back_past_a_background_flush(v2: str, auth: dict[str, str]) -> None:
+    """On the filesystem store, every 32 MiB of an upload starts writeback beside the transfer (a thread
+    flushing the file through a descriptor of its own). The chunk sent as soon as the one before it was
+    answered must find the upload free: it was refused as "another request is writing" (416) while the
+    flush ran, because the flush's descriptor kept the upload's lock."""
+    data = os.urandom(48 * 1024 * 1024)
+    chunk = 1024 * 1024
+    location = start_upload(v2, auth)
+    with httpx.Client(headers=auth, timeout=60) as http:
+        for start in range(0, len(data), chunk):
+            end = start + chunk - 1
+            sent = http.patch(location, content=data[start : end + 1], headers={"Content-Range": f"{start}-{end}"})
+            assert sent.status_code == 202, (start, sent.text)
+            assert sent.headers["Range"] == f"0-{end}"
+            location = sent.headers["Location"]
+        done = http.put(location, params={"digest": sha(data)})
+        assert done.status_code == 201, done.text
+        assert http.get(f"{v2}/blobs/{sha(data)}", follow_redirects=True).content == data
+
+
 def test_streamed_patch_without_length(v2: str, auth: dict[str, str]) -> None:
     data = os.urandom(3 * 1024 * 1024)
 

@@ -237,7 +237,13 @@ class FsBlobStore:
                 self._held[upload_id] = (fd, count - 1)
                 return
             del self._held[upload_id]
-        os.close(fd)  # and with it the flock
+        # The flock belongs to the open file, which a flush running beside the upload shares through its
+        # own descriptor (Writeback): unlock it here, or it stays held until that flush ends, and the next
+        # request for this upload is refused as busy meanwhile.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def held_descriptor(self, upload_id: str) -> int:
         with self._holding:
