@@ -8,8 +8,9 @@ And which CPU each worker keeps to (worker_cpus): when the workers are exactly a
 process may run on, each is pinned to one of them, with all its threads. A request hops between a worker's
 threads a dozen times (Granian's I/O threads, its thread that hands results to Python, the event loop, the
 thread pools), and waking a thread on another CPU costs several times what waking it on the same one does:
-measured on a 2-CPU virtual machine, a futex round trip costs 26 us of CPU across CPUs and 5.5 us on one,
-and the 16-client image pushes ran 15% faster pinned (bench/notes.md). The workers share the GIL-bound
+measured on a 2-CPU virtual machine, a futex round trip costs 26 us of CPU across CPUs and 5.5 us on one
+(bench/wakeups.py), and the 16-client image pushes went from 1.91x to 2.76x distribution's rate pinned
+(bench/notes.md, round 8); one big push in one worker runs ~17% slower. The workers share the GIL-bound
 work evenly anyway (each is one event loop). With more CPUs allowed than workers (a cgroup quota below the
 affinity, as Kubernetes CPU limits leave it), nothing is pinned: the workers would crowd the first CPUs of
 a machine other processes use too.
