@@ -84,9 +84,13 @@ def test_serve_without_a_word_on_workers_uses_every_usable_core(make_plain_serve
 
 
 def threads_cpus(pid: int) -> list[set[int]]:
-    """The CPUs each thread of process `pid` may run on."""
+    """The CPUs each thread of process `pid` may run on (none if the process has ended)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return []
+    for task in tasks:
         try:
             found.append(os.sched_getaffinity(int(task.name)))
         except OSError:  # the thread ended meanwhile
@@ -95,12 +99,15 @@ def threads_cpus(pid: int) -> list[set[int]]:
 
 
 def workers_cpus(server: PierServer) -> dict[int, set[int]]:
-    """Worker pid -> the CPUs its threads may run on (all of its threads, checked to agree)."""
+    """Worker pid -> the CPUs its threads may run on (all of its threads, checked to agree); a worker that
+    ended while it was looked at (replaced by a reload) is left out."""
     assert server.process is not None
     cpus = {}
     for worker in children(server.process.pid):
         per_thread = threads_cpus(worker)
-        assert per_thread and all(each == per_thread[0] for each in per_thread), (worker, per_thread)
+        if not per_thread:
+            continue
+        assert all(each == per_thread[0] for each in per_thread), (worker, per_thread)
         cpus[worker] = per_thread[0]
     return cpus
 
@@ -194,8 +201,9 @@ def test_a_worker_started_again_keeps_to_the_cpu_of_the_one_it_replaces(make_pla
     assert server.process is not None
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 30
-    while not served_by(server, second.ca) or set(workers_cpus(server)) & set(before) or len(workers_cpus(server)) != 2:
+    after = workers_cpus(server)
+    while not served_by(server, second.ca) or set(after) & set(before) or len(after) != 2:
         assert time.monotonic() < deadline, f"the workers were not replaced:\n{server.log()}"
         time.sleep(0.2)
-    after = workers_cpus(server)
+        after = workers_cpus(server)
     assert sorted(map(sorted, after.values())) == sorted(map(sorted, before.values()))
