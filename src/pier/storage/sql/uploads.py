@@ -39,6 +39,7 @@ from pier.storage.sql.prepared import Prepared, write
 _uploads = schema.uploads
 
 _IN_PROGRESS = schema.UPLOAD_IN_PROGRESS  # size != UPLOAD_ENDED, as the partial index says it
+_ENDED = schema.UPLOAD_ENDED  # size = UPLOAD_ENDED (the number), as ix_uploads_ended says it
 _UPLOADS_OF_REPOSITORY = select(_uploads.c.id).where(
     _uploads.c.repository_id == bindparam("repository_id"), _IN_PROGRESS
 )
@@ -80,11 +81,11 @@ _END_UPLOAD = Prepared(
     .values(size=UPLOAD_ENDED, updated_at=bindparam("now"))
 )
 # The oldest ended rows, a batch at a time (each batch a transaction of its own: other writers go between
-# them), found through ix_uploads_ended (schema.UPLOAD_ENDED says it as the index does).
+# them), found through ix_uploads_ended.
 FORGET_BATCH = 1000
 _OLDEST_ENDED = (
     select(_uploads.c.id)
-    .where(schema.UPLOAD_ENDED, _uploads.c.updated_at < bindparam("before"))
+    .where(_ENDED, _uploads.c.updated_at < bindparam("before"))
     .limit(bindparam("batch", type_=Integer()))
 )
 _FORGET_ENDED = (
